@@ -1,0 +1,692 @@
+/*
+ * The public API (include/rudp.h): the seed design's API layer.  Each rudp
+ * socket is a real descriptor pair; the program holds one end (so poll and
+ * epoll work on it), the library holds the other.  Until a connection is
+ * established the program's end is "plugged": its send buffer is filled, so
+ * it polls as not writable, exactly like a TCP socket in SYN_SENT; the loop
+ * unplugs it when the handshake ends.  A listener's end carries one byte
+ * per connection waiting in its accept queue, so it polls readable exactly
+ * when accept() would not block.
+ *
+ * Internal functions return -errno; the exported functions convert to
+ * -1/errno in one place, ret().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rudp.h"
+
+#include "log.h"
+#include "loop.h"
+
+struct sock {
+	struct rudp__src src; /* first: the loop watches the library's end */
+	int fd;               /* the program's end: the handle */
+	int core_fd;          /* the library's end */
+	ino_t ino;            /* of fd, to detect a reused descriptor number */
+	int domain;
+	bool in_table;
+	bool connecting;      /* connect() called, result not yet collected */
+	size_t plug;          /* bytes plugging fd's send buffer */
+	int sndbuf;           /* fd's send buffer size before the plug */
+	int so_error;         /* pending error, read by SO_ERROR */
+	unsigned waiters;     /* threads blocked on cv: keep us alive */
+	struct rudp__lep *lep;
+	struct rudp__conn *conn;
+	pthread_cond_t cv;
+};
+
+static struct sock **tab;
+static size_t ntab;
+
+static void on_event(struct rudp__conn *c, enum rudp__event ev);
+static void on_sock(struct rudp__src *src, uint32_t events);
+static bool free_sock(struct rudp__src *src);
+
+static const struct rudp__loop_hooks hooks = {
+	.on_event = on_event,
+	.on_sock = on_sock,
+	.free_sock = free_sock,
+};
+
+/* The single place an internal -errno becomes the POSIX -1/errno. */
+static int ret(int r)
+{
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	return r;
+}
+
+static int table_put(struct sock *s)
+{
+	if ((size_t)s->fd >= ntab) {
+		size_t n = ntab ? ntab : 64;
+		while (n <= (size_t)s->fd)
+			n *= 2;
+		struct sock **t = realloc(tab, n * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		memset(t + ntab, 0, (n - ntab) * sizeof(*t));
+		tab = t;
+		ntab = n;
+	}
+	/* A stale entry: its descriptor was closed behind our back. */
+	if (tab[s->fd])
+		tab[s->fd]->in_table = false;
+	tab[s->fd] = s;
+	s->in_table = true;
+	return 0;
+}
+
+static void table_del(struct sock *s)
+{
+	if (s->in_table && tab[s->fd] == s)
+		tab[s->fd] = NULL;
+	s->in_table = false;
+}
+
+/*
+ * The socket behind fd, or NULL.  The inode check catches a program that
+ * closed an rudp descriptor with close(2) and got the number back for
+ * something else before the loop noticed.
+ */
+static struct sock *lookup(int fd)
+{
+	struct stat st;
+	struct sock *s;
+
+	if (fd < 0 || (size_t)fd >= ntab || !(s = tab[fd]))
+		return NULL;
+	if (fstat(fd, &st) < 0 || st.st_ino != s->ino) {
+		table_del(s);
+		return NULL;
+	}
+	return s;
+}
+
+static bool nonblocking(const struct sock *s)
+{
+	int fl = fcntl(s->fd, F_GETFL);
+
+	return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+/*
+ * Fills fd's send buffer so that it polls as not writable.  The smallest
+ * buffer keeps the plug to a few kilobytes.
+ */
+static int plug(struct sock *s)
+{
+	static const char zeros[4096];
+	socklen_t len = sizeof(s->sndbuf);
+	int one = 1;
+	ssize_t n;
+
+	if (getsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &s->sndbuf, &len) < 0 ||
+	    setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &one, sizeof(one)) < 0)
+		return -errno;
+	for (;;) {
+		n = send(s->fd, zeros, sizeof(zeros), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		s->plug += (size_t)n;
+	}
+	return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+}
+
+/* Drains the plug: fd becomes writable and gets its buffer size back. */
+static void unplug(struct sock *s)
+{
+	char sink[4096];
+
+	while (s->plug) {
+		size_t want = s->plug < sizeof(sink) ? s->plug : sizeof(sink);
+		ssize_t n = recv(s->core_fd, sink, want, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		s->plug -= (size_t)n;
+	}
+	/* getsockopt reported the doubled size the kernel keeps; undo it. */
+	(void)setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &(int){ s->sndbuf / 2 },
+			 sizeof(int));
+}
+
+static int sock_new(int domain, int flags, bool plugged, struct sock **out)
+{
+	int sv[2] = { -1, -1 };
+	struct sock *s = calloc(1, sizeof(*s));
+	struct stat st;
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	pthread_cond_init(&s->cv, NULL);
+	s->src.kind = RUDP__SRC_SOCK;
+	s->domain = domain;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	s->fd = sv[0];
+	s->core_fd = sv[1];
+	if (!(flags & SOCK_CLOEXEC) && fcntl(s->fd, F_SETFD, 0) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (fcntl(s->core_fd, F_SETFL, O_NONBLOCK) < 0 ||
+	    ((flags & SOCK_NONBLOCK) && fcntl(s->fd, F_SETFL, O_NONBLOCK) < 0) ||
+	    fstat(s->fd, &st) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	s->ino = st.st_ino;
+	if (plugged && (r = plug(s)) < 0)
+		goto fail;
+	/* Hang-up on our end means the program closed its last copy. */
+	r = rudp__loop_watch(s->core_fd, EPOLLRDHUP, &s->src);
+	if (r < 0)
+		goto fail;
+	r = table_put(s);
+	if (r < 0) {
+		rudp__loop_bury(s->core_fd, &s->src);
+		close(s->core_fd);
+		close(s->fd);
+		return r;
+	}
+	*out = s;
+	return 0;
+fail:
+	if (sv[0] >= 0) {
+		close(sv[0]);
+		close(sv[1]);
+	}
+	pthread_cond_destroy(&s->cv);
+	free(s);
+	return r;
+}
+
+/*
+ * Ends s: the connection is released to the core (which resets it if it is
+ * still open), the descriptors are closed and s is handed to the loop to
+ * free once no waiter still holds it.  close_fd is false when the program
+ * has already closed its end.
+ */
+static void sock_destroy(struct sock *s, bool close_fd)
+{
+	table_del(s);
+	if (s->conn) {
+		s->conn->user = NULL;
+		rudp__ep_release(&s->lep->ep, s->conn);
+		s->conn = NULL;
+	}
+	if (s->lep) {
+		rudp__lep_flush(s->lep);
+		rudp__lep_put(s->lep);
+		s->lep = NULL;
+	}
+	if (close_fd)
+		close(s->fd);
+	rudp__loop_bury(s->core_fd, &s->src);
+	close(s->core_fd);
+	pthread_cond_broadcast(&s->cv);
+}
+
+static bool free_sock(struct rudp__src *src)
+{
+	struct sock *s = (struct sock *)src;
+
+	if (s->waiters)
+		return false;
+	pthread_cond_destroy(&s->cv);
+	free(s);
+	return true;
+}
+
+static void on_sock(struct rudp__src *src, uint32_t events)
+{
+	struct sock *s = (struct sock *)src;
+
+	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		sock_destroy(s, false);
+}
+
+static void on_event(struct rudp__conn *c, enum rudp__event ev)
+{
+	struct sock *s = c->user;
+
+	if (!s)
+		return;
+	switch (ev) {
+	case RUDP__EV_ACCEPT:
+		/* One readable byte per queued connection. */
+		while (send(s->core_fd, "a", 1, MSG_DONTWAIT) < 0 &&
+		       errno == EINTR)
+			;
+		break;
+	case RUDP__EV_STATE:
+		if (c->state == RUDP__ESTABLISHED && s->plug)
+			unplug(s);
+		if (c->state == RUDP__CLOSED) {
+			if (s->connecting && c->err)
+				s->so_error = c->err;
+			/*
+			 * The program's end must report the end: readable
+			 * (EOF), writable (the error), hung up.
+			 */
+			unplug(s);
+			shutdown(s->core_fd, SHUT_RDWR);
+		}
+		break;
+	}
+	pthread_cond_broadcast(&s->cv);
+}
+
+/* Blocks on s->cv; false if s was closed meanwhile. */
+static bool wait_on(struct sock *s)
+{
+	s->waiters++;
+	rudp__loop_wait(&s->cv);
+	s->waiters--;
+	return !s->src.dead;
+}
+
+static int check_addr(const struct sock *s, const struct sockaddr *addr,
+		      socklen_t len)
+{
+	if (!addr)
+		return -EFAULT;
+	if (len < sizeof(sa_family_t))
+		return -EINVAL;
+	if (addr->sa_family != s->domain)
+		return -EAFNOSUPPORT;
+	if (len < (s->domain == AF_INET ? sizeof(struct sockaddr_in)
+					: sizeof(struct sockaddr_in6)))
+		return -EINVAL;
+	return 0;
+}
+
+static socklen_t addr_len(int domain)
+{
+	return domain == AF_INET ? sizeof(struct sockaddr_in)
+				 : sizeof(struct sockaddr_in6);
+}
+
+/* Copies an address out with getsockname(2)'s truncation rules. */
+static void copy_addr(const void *a, socklen_t alen, struct sockaddr *out,
+		      socklen_t *outlen)
+{
+	if (!out || !outlen)
+		return;
+	memcpy(out, a, *outlen < alen ? *outlen : alen);
+	*outlen = alen;
+}
+
+static int do_socket(int domain, int type, int protocol)
+{
+	int flags = type & (SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct sock *s;
+	int r;
+
+	if (domain != AF_INET && domain != AF_INET6)
+		return -EAFNOSUPPORT;
+	if ((type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != SOCK_STREAM)
+		return -EINVAL;
+	if (protocol != 0 && protocol != IPPROTO_TCP)
+		return -EPROTONOSUPPORT;
+	r = rudp__loop_lock(&hooks);
+	if (r < 0)
+		return r;
+	r = sock_new(domain, flags, true, &s);
+	if (r == 0)
+		r = s->fd;
+	rudp__loop_unlock();
+	return r;
+}
+
+int rudp_socket(int domain, int type, int protocol)
+{
+	return ret(do_socket(domain, type, protocol));
+}
+
+/* Everything below runs with the loop's lock held. */
+
+static int do_bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	struct sock *s = lookup(fd);
+	int r;
+
+	if (!s)
+		return -EBADF;
+	if (s->lep)
+		return -EINVAL;
+	r = check_addr(s, addr, len);
+	if (r < 0)
+		return r;
+	return rudp__lep_open(s->domain, addr, len, NULL, 0, &s->lep);
+}
+
+static int do_listen(int fd, int backlog)
+{
+	struct sock *s = lookup(fd);
+	int r;
+
+	if (!s)
+		return -EBADF;
+	if (s->conn && s->conn->state != RUDP__LISTEN)
+		return -EINVAL;
+	if (backlog <= 0)
+		backlog = 1;
+	if (backlog > SOMAXCONN)
+		backlog = SOMAXCONN;
+	if (!s->lep) {
+		struct sockaddr_storage any = { .ss_family = (sa_family_t)s->domain };
+		r = rudp__lep_open(s->domain, (struct sockaddr *)&any,
+				   addr_len(s->domain), NULL, 0, &s->lep);
+		if (r < 0)
+			return r;
+	}
+	if (!s->conn) {
+		s->conn = rudp__ep_conn_new(&s->lep->ep);
+		if (!s->conn)
+			return -ENOMEM;
+		s->conn->user_owned = true;
+		s->conn->user = s;
+	}
+	r = rudp__conn_listen(s->conn, (unsigned)backlog);
+	rudp__ep_settle(&s->lep->ep, s->conn);
+	return r;
+}
+
+static int connect_result(struct sock *s)
+{
+	int err = s->so_error;
+
+	s->connecting = false;
+	s->so_error = 0;
+	if (s->conn->state == RUDP__ESTABLISHED)
+		return 0;
+	return -(err ? err : ECONNABORTED);
+}
+
+static int do_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	struct sock *s = lookup(fd);
+	int r;
+
+	if (!s)
+		return -EBADF;
+	if (s->conn) {
+		switch (s->conn->state) {
+		case RUDP__LISTEN:
+			return -EINVAL;
+		case RUDP__SYN_SENT:
+		case RUDP__SYN_RCVD:
+			return -EALREADY;
+		case RUDP__ESTABLISHED:
+			/* The first call after a non-blocking success. */
+			if (s->connecting) {
+				s->connecting = false;
+				return 0;
+			}
+			return -EISCONN;
+		case RUDP__CLOSED:
+			/*
+			 * A failed attempt: report it once, as TCP does, then
+			 * refuse reuse; portable programs make a new socket.
+			 */
+			return s->connecting ? connect_result(s) : -ECONNABORTED;
+		}
+	}
+	r = check_addr(s, addr, len);
+	if (r < 0)
+		return r;
+	if (!s->lep)
+		r = rudp__lep_open(s->domain, NULL, 0, addr, len, &s->lep);
+	else if (s->lep->ep.nconns == 0)
+		r = rudp__lep_connect(s->lep, addr, len);
+	if (r < 0)
+		return r;
+	s->conn = rudp__ep_conn_new(&s->lep->ep);
+	if (!s->conn)
+		return -ENOMEM;
+	s->conn->user_owned = true;
+	s->conn->user = s;
+	memcpy(&s->conn->peer, addr, addr_len(s->domain));
+	s->conn->peerlen = addr_len(s->domain);
+	s->connecting = true;
+	r = rudp__conn_connect(s->conn, rudp__now());
+	rudp__ep_settle(&s->lep->ep, s->conn);
+	rudp__lep_flush(s->lep);
+	if (r < 0)
+		return r;
+	if (nonblocking(s))
+		return -EINPROGRESS;
+	while (s->conn && s->conn->state == RUDP__SYN_SENT)
+		if (!wait_on(s))
+			return -EBADF;
+	return connect_result(s);
+}
+
+static int do_accept(int fd, struct sockaddr *addr, socklen_t *len,
+		     int flags)
+{
+	struct sock *s = lookup(fd), *n;
+	struct rudp__conn *c;
+	char token;
+	int r;
+
+	if (!s)
+		return -EBADF;
+	if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
+		return -EINVAL;
+	for (;;) {
+		if (!s->conn || s->conn->state != RUDP__LISTEN)
+			return -EINVAL;
+		if (s->conn->aq_head)
+			break;
+		if (nonblocking(s))
+			return -EAGAIN;
+		if (!wait_on(s))
+			return -EBADF;
+	}
+	r = sock_new(s->domain, flags, false, &n);
+	if (r < 0)
+		return r;
+	c = rudp__conn_accept(s->conn);
+	while (recv(s->fd, &token, 1, MSG_DONTWAIT) < 0 && errno == EINTR)
+		;
+	c->user_owned = true;
+	c->user = n;
+	n->conn = c;
+	n->lep = s->lep;
+	n->lep->refs++;
+	if (c->state == RUDP__CLOSED) {
+		/* Reset while it waited in the queue: the program sees EOF. */
+		n->so_error = c->err;
+		shutdown(n->core_fd, SHUT_RDWR);
+	}
+	copy_addr(&c->peer, c->peerlen, addr, len);
+	return n->fd;
+}
+
+static int do_close(int fd)
+{
+	struct sock *s = lookup(fd);
+
+	if (!s)
+		return -EBADF;
+	sock_destroy(s, true);
+	return 0;
+}
+
+static int do_getsockname(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	struct sock *s = lookup(fd);
+	struct sockaddr_storage ss = { .ss_family = 0 };
+	socklen_t sl = sizeof(ss);
+
+	if (!s)
+		return -EBADF;
+	if (!addr || !len)
+		return -EFAULT;
+	if (!s->lep) {
+		/* Unbound: the wildcard address and port 0, as for TCP. */
+		ss.ss_family = (sa_family_t)s->domain;
+		sl = addr_len(s->domain);
+	} else if (getsockname(s->lep->fd, (struct sockaddr *)&ss, &sl) < 0) {
+		return -errno;
+	}
+	copy_addr(&ss, sl, addr, len);
+	return 0;
+}
+
+static int do_getpeername(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	struct sock *s = lookup(fd);
+
+	if (!s)
+		return -EBADF;
+	if (!addr || !len)
+		return -EFAULT;
+	if (!s->conn || s->conn->state != RUDP__ESTABLISHED)
+		return -ENOTCONN;
+	copy_addr(&s->conn->peer, s->conn->peerlen, addr, len);
+	return 0;
+}
+
+static int do_getsockopt(int fd, int level, int name, void *val,
+			 socklen_t *len)
+{
+	struct sock *s = lookup(fd);
+	int v;
+
+	if (!s)
+		return -EBADF;
+	if (!val || !len)
+		return -EFAULT;
+	if (level != SOL_SOCKET)
+		return -ENOPROTOOPT;
+	switch (name) {
+	case SO_ERROR:
+		v = s->so_error;
+		s->so_error = 0;
+		break;
+	case SO_TYPE:
+		v = SOCK_STREAM;
+		break;
+	case SO_DOMAIN:
+		v = s->domain;
+		break;
+	case SO_PROTOCOL:
+		v = IPPROTO_TCP;
+		break;
+	case SO_ACCEPTCONN:
+		v = s->conn && s->conn->state == RUDP__LISTEN;
+		break;
+	default:
+		return -ENOPROTOOPT;
+	}
+	if (*len < sizeof(int))
+		return -EINVAL;
+	memcpy(val, &v, sizeof(v));
+	*len = sizeof(v);
+	return 0;
+}
+
+static int do_stats(struct rudp_stats *out, unsigned long size)
+{
+	struct rudp__ep_stats st;
+	struct rudp_stats r = { 0 };
+
+	if (!out)
+		return -EFAULT;
+	rudp__loop_stats(&st);
+	r.dgrams_in = st.dgrams_in;
+	r.dgrams_out = st.dgrams_out;
+	for (int i = 0; i < RUDP__WIRE_NERR; i++)
+		r.malformed += st.malformed[i];
+	r.no_conn = st.no_conn;
+	r.retransmits = st.retransmits;
+	r.backlog_drops = st.backlog_drops;
+	r.resets_out = st.resets_out;
+	r.resets_in = st.resets_in;
+	memcpy(out, &r, size < sizeof(r) ? size : sizeof(r));
+	return 0;
+}
+
+/*
+ * Each exported call: take the lock (starting the loop on first use), run
+ * the internal function, release, convert the error.
+ */
+#define LOCKED(call)                                   \
+	do {                                           \
+		int r_ = rudp__loop_lock(&hooks);      \
+		if (r_ < 0)                            \
+			return ret(r_);                \
+		r_ = (call);                           \
+		rudp__loop_unlock();                   \
+		return ret(r_);                        \
+	} while (0)
+
+int rudp_bind(int fd, const struct sockaddr *addr, socklen_t addrlen)
+{
+	LOCKED(do_bind(fd, addr, addrlen));
+}
+
+int rudp_listen(int fd, int backlog)
+{
+	LOCKED(do_listen(fd, backlog));
+}
+
+int rudp_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
+{
+	LOCKED(do_connect(fd, addr, addrlen));
+}
+
+int rudp_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
+{
+	LOCKED(do_accept(fd, addr, addrlen, flags));
+}
+
+int rudp_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
+{
+	return rudp_accept4(fd, addr, addrlen, 0);
+}
+
+int rudp_close(int fd)
+{
+	LOCKED(do_close(fd));
+}
+
+int rudp_getsockname(int fd, struct sockaddr *addr, socklen_t *addrlen)
+{
+	LOCKED(do_getsockname(fd, addr, addrlen));
+}
+
+int rudp_getpeername(int fd, struct sockaddr *addr, socklen_t *addrlen)
+{
+	LOCKED(do_getpeername(fd, addr, addrlen));
+}
+
+int rudp_getsockopt(int fd, int level, int optname, void *optval,
+		    socklen_t *optlen)
+{
+	LOCKED(do_getsockopt(fd, level, optname, optval, optlen));
+}
+
+int rudp_get_stats(struct rudp_stats *out, unsigned long size)
+{
+	LOCKED(do_stats(out, size));
+}

@@ -1,0 +1,145 @@
+/*
+ * One rudp connection's state machine, sans-I/O: it consumes decoded
+ * datagrams and the current time, and produces datagrams on request plus
+ * the next time it must be woken.  It never touches a socket or a clock.
+ */
+#ifndef RUDP_CORE_CONN_H
+#define RUDP_CORE_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "rtt.h"
+#include "rtx.h"
+#include "timer.h"
+#include "wire.h"
+
+struct rudp__ep;
+
+/*
+ * Every transition is checked against the table in conn.c; switches over
+ * this enum have no default so the compiler points at each one to update
+ * when a state is added.
+ */
+enum rudp__state {
+	RUDP__CLOSED,
+	RUDP__LISTEN,
+	RUDP__SYN_SENT,
+	RUDP__SYN_RCVD,
+	RUDP__ESTABLISHED,
+};
+#define RUDP__NSTATES 5
+
+const char *rudp__state_name(enum rudp__state s);
+bool rudp__state_legal(enum rudp__state from, enum rudp__state to);
+
+/* Tunables, fixed when a connection is created. */
+struct rudp__cfg {
+	rudp__usec rto_initial; /* before any RTT sample: 1 s, RFC 6298 */
+	rudp__usec rto_min;
+	rudp__usec rto_max;
+	unsigned syn_retries;    /* SYN retransmissions before ETIMEDOUT */
+	unsigned synack_retries; /* SYNACK retransmissions before giving up */
+	uint32_t rcv_wnd;        /* advertised receive window, bytes */
+};
+
+void rudp__cfg_default(struct rudp__cfg *cfg);
+
+/* Chains a connection sits on in its endpoint's lookup tables. */
+enum rudp__cid_kind { RUDP__BY_LOCAL, RUDP__BY_PEER, RUDP__NKINDS };
+
+struct rudp__conn {
+	struct rudp__ep *ep;
+	enum rudp__state state;
+	int err; /* why it closed: positive errno, 0 for a clean end */
+
+	uint32_t local_cid;
+	uint32_t peer_cid;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+
+	/* Send sequence space (RFC 793 names). */
+	uint32_t iss, snd_una, snd_nxt, snd_wnd;
+	/* Receive sequence space. */
+	uint32_t irs, rcv_nxt, rcv_wnd;
+	uint32_t ts_recent; /* last tsval from the peer, echoed as tsecr */
+
+	struct rudp__rtx rtx;
+	struct rudp__rtt rtt;
+	unsigned backoff;   /* consecutive retransmission timeouts */
+	rudp__usec rto_at;  /* when the oldest outstanding segment times out */
+	unsigned retries;   /* how many timeouts are tolerated in this state */
+	bool syn_timedout;  /* the handshake needed a retransmission timeout */
+	bool ack_pending;   /* a bare ACK is owed to the peer */
+	bool rst_pending;   /* an RST is owed to the peer (then we are gone) */
+
+	/* Listener side: children and the accept queue. */
+	struct rudp__conn *listener; /* for a child, until it is accepted */
+	unsigned backlog;
+	unsigned npending;           /* children in SYN_RCVD */
+	unsigned nqueued;            /* established, not yet accepted */
+	struct rudp__conn *aq_head, *aq_tail, *aq_next;
+
+	/* Endpoint bookkeeping. */
+	struct rudp__conn *all_prev, *all_next; /* every conn of the endpoint */
+	struct rudp__timer timer;
+	struct rudp__conn *link[RUDP__NKINDS];
+	bool in_table[RUDP__NKINDS];
+	struct rudp__conn *tx_next;
+	bool in_txq;
+	bool user_owned; /* the API holds a handle; never freed under it */
+	void *user;
+};
+
+/*
+ * Moves c to state `to` if the transition table allows it, reports the
+ * change to the endpoint's event hook, and returns 0; otherwise returns
+ * -EINVAL and leaves c unchanged.
+ */
+int rudp__conn_set_state(struct rudp__conn *c, enum rudp__state to);
+
+/* Starts an active open: queues the SYN.  c must be CLOSED. */
+int rudp__conn_connect(struct rudp__conn *c, rudp__usec now);
+
+/* Makes c a listener with the given backlog.  c must be CLOSED or LISTEN. */
+int rudp__conn_listen(struct rudp__conn *c, unsigned backlog);
+
+/*
+ * A decoded datagram from `from` addressed to c: matched by connection id,
+ * or a SYN handed to the listener.
+ */
+void rudp__conn_input(struct rudp__conn *c, const struct sockaddr *from,
+		      socklen_t fromlen, const struct rudp__hdr *h,
+		      const uint8_t *payload, rudp__usec now);
+
+/* Runs whatever timers are due at now. */
+void rudp__conn_timeout(struct rudp__conn *c, rudp__usec now);
+
+/* The earliest time c needs rudp__conn_timeout, or RUDP__NEVER. */
+rudp__usec rudp__conn_deadline(const struct rudp__conn *c);
+
+/* Whether rudp__conn_write would produce a datagram now. */
+bool rudp__conn_wants_tx(const struct rudp__conn *c);
+
+/*
+ * Writes the next datagram c wants to send into buf.  Returns its length,
+ * 0 when there is nothing to send, or a negative errno.
+ */
+ssize_t rudp__conn_write(struct rudp__conn *c, uint8_t *buf, size_t cap,
+			 rudp__usec now);
+
+/*
+ * Ends c at once with positive errno err, telling a synchronized peer with
+ * an RST.  A listener also aborts every child it still holds.
+ */
+void rudp__conn_abort(struct rudp__conn *c, int err);
+
+/* The peer's network told us it is unreachable (ICMP). */
+void rudp__conn_unreachable(struct rudp__conn *c, int err);
+
+/* Removes and returns the oldest connection on listener l's accept queue. */
+struct rudp__conn *rudp__conn_accept(struct rudp__conn *l);
+
+#endif

@@ -1,0 +1,499 @@
+#include "loop.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define MAX_EVENTS 64
+#define RX_BATCH   64
+
+struct loop {
+	pthread_mutex_t mu;
+	pthread_once_t once;
+	int init_err;
+	const struct rudp__loop_hooks *hooks;
+	int epfd;
+	struct rudp__src timer_src;
+	int tfd;
+	rudp__usec armed;
+	struct rudp__src wake_src;
+	int efd;
+	struct rudp__heap timers; /* endpoints by their next deadline */
+	struct rudp__lep *leps;
+	struct rudp__src *graveyard;
+	struct rudp__cfg cfg;
+	struct rudp__ep_stats closed_stats; /* endpoints already gone */
+	uint8_t rnd[256];
+	size_t rnd_left;
+	uint8_t buf[RUDP__MAX_DGRAM + 1];
+};
+
+static struct loop L = {
+	.mu = PTHREAD_MUTEX_INITIALIZER,
+	.once = PTHREAD_ONCE_INIT,
+	.epfd = -1, .tfd = -1, .efd = -1,
+	.armed = RUDP__NEVER,
+};
+
+rudp__usec rudp__now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (rudp__usec)ts.tv_sec * RUDP__SEC +
+	       (rudp__usec)ts.tv_nsec / 1000;
+}
+
+static uint32_t loop_rand32(void *ud)
+{
+	uint32_t v;
+
+	(void)ud;
+	/*
+	 * Initial sequence numbers and connection ids must not be guessable
+	 * from outside, so they come from the kernel's CSPRNG, fetched in
+	 * blocks to keep getrandom(2) off the per-connection path.
+	 */
+	if (L.rnd_left < sizeof(v)) {
+		ssize_t n;
+		do
+			n = getrandom(L.rnd, sizeof(L.rnd), 0);
+		while (n < 0 && errno == EINTR);
+		if (n < (ssize_t)sizeof(v)) {
+			/* getrandom cannot fail for 256 bytes once seeded. */
+			abort();
+		}
+		L.rnd_left = (size_t)n;
+	}
+	L.rnd_left -= sizeof(v);
+	memcpy(&v, L.rnd + L.rnd_left, sizeof(v));
+	return v;
+}
+
+static void loop_on_event(void *ud, struct rudp__conn *c, enum rudp__event ev)
+{
+	(void)ud;
+	L.hooks->on_event(c, ev);
+}
+
+/* Reads an unsigned setting from the environment, keeping *v if unset. */
+static void env_uint(const char *name, unsigned max, unsigned *v)
+{
+	const char *s = getenv(name);
+	char *end;
+
+	if (!s || !*s)
+		return;
+	errno = 0;
+	unsigned long x = strtoul(s, &end, 10);
+	if (errno || *end || x > max || s[0] == '-') {
+		rudp__log(RUDP__LOG_ERROR,
+			  "%s=%s is not a number from 0 to %u; using %u", name,
+			  s, max, *v);
+		return;
+	}
+	*v = (unsigned)x;
+}
+
+static void read_config(void)
+{
+	const char *lvl = getenv("RUDP_LOG");
+	unsigned rto_ms;
+
+	if (rudp__log_parse(lvl, &rudp__log_level) < 0)
+		rudp__log(RUDP__LOG_ERROR,
+			  "RUDP_LOG=%s is not error, warn, info or debug", lvl);
+	rudp__cfg_default(&L.cfg);
+	env_uint("RUDP_SYN_RETRIES", 32, &L.cfg.syn_retries);
+	env_uint("RUDP_SYNACK_RETRIES", 32, &L.cfg.synack_retries);
+	rto_ms = (unsigned)(L.cfg.rto_initial / RUDP__MSEC);
+	env_uint("RUDP_RTO_INITIAL_MS", 60000, &rto_ms);
+	if (rto_ms)
+		L.cfg.rto_initial = rto_ms * RUDP__MSEC;
+}
+
+static void *loop_main(void *arg);
+
+static void loop_init(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	sigset_t all, old;
+	pthread_t t;
+	pthread_attr_t attr;
+
+	read_config();
+	rudp__heap_init(&L.timers);
+	L.timer_src.kind = RUDP__SRC_TIMER;
+	L.wake_src.kind = RUDP__SRC_WAKE;
+	L.epfd = epoll_create1(EPOLL_CLOEXEC);
+	L.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	L.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (L.epfd < 0 || L.tfd < 0 || L.efd < 0)
+		goto fail;
+	ev.data.ptr = &L.timer_src;
+	if (epoll_ctl(L.epfd, EPOLL_CTL_ADD, L.tfd, &ev) < 0)
+		goto fail;
+	ev.data.ptr = &L.wake_src;
+	if (epoll_ctl(L.epfd, EPOLL_CTL_ADD, L.efd, &ev) < 0)
+		goto fail;
+	/*
+	 * The loop thread blocks every signal: the program's handlers must
+	 * run on the program's own threads, as they would without us.
+	 */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	errno = pthread_create(&t, &attr, loop_main, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (errno)
+		goto fail;
+	return;
+fail:
+	L.init_err = errno ? errno : ENOMEM;
+	rudp__log(RUDP__LOG_ERROR, "cannot start the event loop: %s",
+		  strerror(L.init_err));
+}
+
+int rudp__loop_lock(const struct rudp__loop_hooks *hooks)
+{
+	pthread_once(&L.once, loop_init);
+	if (L.init_err)
+		return -L.init_err;
+	pthread_mutex_lock(&L.mu);
+	L.hooks = hooks;
+	return 0;
+}
+
+void rudp__loop_unlock(void)
+{
+	pthread_mutex_unlock(&L.mu);
+}
+
+void rudp__loop_wait(pthread_cond_t *cv)
+{
+	pthread_cond_wait(cv, &L.mu);
+}
+
+const struct rudp__cfg *rudp__loop_cfg(void)
+{
+	return &L.cfg;
+}
+
+static void wake(void)
+{
+	uint64_t one = 1;
+
+	/* EAGAIN means the counter is already non-zero: awake anyway. */
+	while (write(L.efd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+static void timespec_of(rudp__usec t, struct timespec *ts)
+{
+	ts->tv_sec = (time_t)(t / RUDP__SEC);
+	ts->tv_nsec = (long)(t % RUDP__SEC) * 1000;
+}
+
+/* Points the timerfd at the earliest endpoint deadline, if that changed. */
+static void rearm(void)
+{
+	rudp__usec when = rudp__heap_deadline(&L.timers);
+	struct itimerspec its = { 0 };
+
+	if (when == L.armed)
+		return;
+	/* An absolute zero would disarm: "already due" is 1 us instead. */
+	if (when != RUDP__NEVER)
+		timespec_of(when ? when : 1, &its.it_value);
+	if (timerfd_settime(L.tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+		L.armed = when;
+}
+
+int rudp__loop_watch(int fd, uint32_t events, struct rudp__src *src)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = src };
+
+	return epoll_ctl(L.epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+void rudp__loop_bury(int fd, struct rudp__src *src)
+{
+	if (fd >= 0)
+		epoll_ctl(L.epfd, EPOLL_CTL_DEL, fd, NULL);
+	src->dead = true;
+	src->grave_next = L.graveyard;
+	L.graveyard = src;
+	wake();
+}
+
+static void add_stats(struct rudp__ep_stats *to,
+		      const struct rudp__ep_stats *s)
+{
+	to->dgrams_in += s->dgrams_in;
+	to->dgrams_out += s->dgrams_out;
+	for (int i = 0; i < RUDP__WIRE_NERR; i++)
+		to->malformed[i] += s->malformed[i];
+	to->no_conn += s->no_conn;
+	to->retransmits += s->retransmits;
+	to->backlog_drops += s->backlog_drops;
+	to->resets_in += s->resets_in;
+	to->resets_out += s->resets_out;
+	to->reset_drops += s->reset_drops;
+}
+
+void rudp__loop_stats(struct rudp__ep_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	add_stats(out, &L.closed_stats);
+	for (struct rudp__lep *e = L.leps; e; e = e->next)
+		add_stats(out, &e->ep.stats);
+}
+
+int rudp__lep_open(int domain, const struct sockaddr *local,
+		   socklen_t locallen, const struct sockaddr *peer,
+		   socklen_t peerlen, struct rudp__lep **out)
+{
+	struct rudp__ep_ops ops = {
+		.rand32 = loop_rand32,
+		.on_event = loop_on_event,
+	};
+	struct rudp__lep *lep = calloc(1, sizeof(*lep));
+	int r;
+
+	if (!lep)
+		return -ENOMEM;
+	lep->src.kind = RUDP__SRC_UDP;
+	lep->domain = domain;
+	lep->refs = 1;
+	rudp__timer_init(&lep->timer);
+	lep->fd = socket(domain, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (lep->fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = rudp__ep_init(&lep->ep, &L.cfg, &ops);
+	if (r < 0)
+		goto fail;
+	if (local && bind(lep->fd, local, locallen) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (peer) {
+		r = rudp__lep_connect(lep, peer, peerlen);
+		if (r < 0)
+			goto fail;
+	}
+	r = rudp__heap_reserve(&L.timers, L.timers.n + 1);
+	if (r < 0)
+		goto fail;
+	r = rudp__loop_watch(lep->fd, EPOLLIN, &lep->src);
+	if (r < 0)
+		goto fail;
+	lep->next = L.leps;
+	L.leps = lep;
+	*out = lep;
+	return 0;
+fail:
+	if (lep->fd >= 0)
+		close(lep->fd);
+	rudp__ep_free(&lep->ep);
+	free(lep);
+	return r;
+}
+
+int rudp__lep_connect(struct rudp__lep *lep, const struct sockaddr *peer,
+		      socklen_t peerlen)
+{
+	int r;
+
+	do
+		r = connect(lep->fd, peer, peerlen);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	lep->connected = true;
+	return 0;
+}
+
+static void lep_close_if_unused(struct rudp__lep *lep)
+{
+	if (lep->refs || !rudp__ep_idle(&lep->ep) || lep->src.dead)
+		return;
+	for (struct rudp__lep **pp = &L.leps; *pp; pp = &(*pp)->next) {
+		if (*pp == lep) {
+			*pp = lep->next;
+			break;
+		}
+	}
+	rudp__heap_remove(&L.timers, &lep->timer);
+	add_stats(&L.closed_stats, &lep->ep.stats);
+	close(lep->fd);
+	/* close() already took it out of the epoll set. */
+	rudp__loop_bury(-1, &lep->src);
+}
+
+void rudp__lep_put(struct rudp__lep *lep)
+{
+	lep->refs--;
+	lep_close_if_unused(lep);
+}
+
+void rudp__lep_flush(struct rudp__lep *lep)
+{
+	rudp__usec now = rudp__now();
+	struct sockaddr_storage to;
+	socklen_t tolen;
+	ssize_t n, r;
+
+	while ((n = rudp__ep_send(&lep->ep, L.buf, sizeof(L.buf), &to, &tolen,
+				  now)) > 0) {
+		do
+			r = lep->connected
+				    ? send(lep->fd, L.buf, (size_t)n, 0)
+				    : sendto(lep->fd, L.buf, (size_t)n, 0,
+					     (struct sockaddr *)&to, tolen);
+		while (r < 0 && errno == EINTR);
+		/*
+		 * A full socket buffer or a transient route error loses this
+		 * datagram like the network would; retransmission covers it.
+		 * A refusal on a connected socket is the peer's ICMP answer.
+		 */
+		if (r < 0 && errno == ECONNREFUSED)
+			rudp__ep_unreachable(&lep->ep, ECONNREFUSED);
+	}
+	(void)rudp__heap_set(&L.timers, &lep->timer,
+			     rudp__ep_deadline(&lep->ep));
+	rearm();
+	lep_close_if_unused(lep);
+}
+
+static void lep_read(struct rudp__lep *lep)
+{
+	struct sockaddr_storage from;
+	socklen_t fromlen;
+	ssize_t n;
+
+	for (int i = 0; i < RX_BATCH; i++) {
+		fromlen = sizeof(from);
+		n = recvfrom(lep->fd, L.buf, sizeof(L.buf), MSG_DONTWAIT,
+			     (struct sockaddr *)&from, &fromlen);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == ECONNREFUSED || errno == EHOSTUNREACH ||
+			    errno == ENETUNREACH)
+				rudp__ep_unreachable(&lep->ep, ECONNREFUSED);
+			else if (errno != EAGAIN)
+				rudp__log(RUDP__LOG_WARN, "UDP receive: %s",
+					  strerror(errno));
+			break;
+		}
+		/* A datagram larger than the buffer cannot be ours: drop. */
+		if ((size_t)n > RUDP__MAX_DGRAM) {
+			lep->ep.stats.dgrams_in++;
+			lep->ep.stats.malformed[RUDP__WIRE_LENGTH]++;
+			continue;
+		}
+		rudp__ep_recv(&lep->ep, (struct sockaddr *)&from, fromlen,
+			      L.buf, (size_t)n, rudp__now());
+	}
+	rudp__lep_flush(lep);
+}
+
+static void run_timers(void)
+{
+	rudp__usec now = rudp__now();
+	struct rudp__timer *t;
+
+	while ((t = rudp__heap_min(&L.timers)) &&
+	       rudp__time_reached(now, t->when)) {
+		struct rudp__lep *lep = (struct rudp__lep *)
+			((char *)t - offsetof(struct rudp__lep, timer));
+		rudp__ep_timeout(&lep->ep, now);
+		/* Moves lep's timer to its next deadline (or removes it). */
+		rudp__lep_flush(lep);
+	}
+	rearm();
+}
+
+static void reap_graveyard(void)
+{
+	struct rudp__src **pp = &L.graveyard;
+
+	while (*pp) {
+		struct rudp__src *s = *pp;
+		bool freed = true;
+
+		*pp = s->grave_next;
+		if (s->kind == RUDP__SRC_UDP) {
+			struct rudp__lep *lep = (struct rudp__lep *)s;
+			rudp__ep_free(&lep->ep);
+			free(lep);
+		} else {
+			freed = L.hooks->free_sock(s);
+		}
+		if (!freed) {
+			/* Still in use by a waiter: keep it for later. */
+			s->grave_next = *pp;
+			*pp = s;
+			pp = &s->grave_next;
+		}
+	}
+}
+
+static void *loop_main(void *arg)
+{
+	struct epoll_event evs[MAX_EVENTS];
+	uint64_t junk;
+
+	(void)arg;
+	for (;;) {
+		int n = epoll_wait(L.epfd, evs, MAX_EVENTS, -1);
+		if (n < 0) {
+			if (errno != EINTR)
+				rudp__log(RUDP__LOG_ERROR, "epoll_wait: %s",
+					  strerror(errno));
+			continue;
+		}
+		pthread_mutex_lock(&L.mu);
+		for (int i = 0; i < n; i++) {
+			struct rudp__src *src = evs[i].data.ptr;
+			if (src->dead)
+				continue;
+			switch (src->kind) {
+			case RUDP__SRC_TIMER:
+			case RUDP__SRC_WAKE:
+				/* Level-triggered: drain or it fires forever. */
+				while (read(src->kind == RUDP__SRC_TIMER
+						    ? L.tfd : L.efd,
+					    &junk, sizeof(junk)) < 0 &&
+				       errno == EINTR)
+					;
+				if (src->kind == RUDP__SRC_TIMER)
+					L.armed = RUDP__NEVER;
+				break;
+			case RUDP__SRC_UDP:
+				lep_read((struct rudp__lep *)src);
+				break;
+			case RUDP__SRC_SOCK:
+				L.hooks->on_sock(src, evs[i].events);
+				break;
+			}
+		}
+		run_timers();
+		reap_graveyard();
+		pthread_mutex_unlock(&L.mu);
+	}
+	return NULL;
+}

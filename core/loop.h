@@ -1,0 +1,94 @@
+/*
+ * The event loop: the one background thread of the process.  It owns the
+ * UDP sockets, an epoll set, a timerfd armed at the earliest protocol
+ * deadline and an eventfd to wake it, and it is the only place (with the
+ * API calls, which flush what they queue) that moves datagrams between the
+ * sans-I/O endpoints and the kernel.  One mutex guards all protocol state;
+ * API calls hold it while they act and wait on condition variables with it.
+ */
+#ifndef RUDP_CORE_LOOP_H
+#define RUDP_CORE_LOOP_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "endpoint.h"
+
+/* What an epoll event points at; the first member of each owner. */
+enum rudp__src_kind { RUDP__SRC_TIMER, RUDP__SRC_WAKE, RUDP__SRC_UDP,
+		      RUDP__SRC_SOCK };
+
+struct rudp__src {
+	enum rudp__src_kind kind;
+	bool dead;                  /* closed; freed once the loop is past it */
+	struct rudp__src *grave_next;
+};
+
+/* A loop endpoint: one UDP socket and the sans-I/O endpoint behind it. */
+struct rudp__lep {
+	struct rudp__src src;
+	struct rudp__ep ep;
+	int fd;
+	int domain;
+	bool connected;   /* connect()ed: ICMP errors reach us */
+	unsigned refs;    /* API sockets using it */
+	struct rudp__timer timer;
+	struct rudp__lep *next;
+};
+
+struct rudp__loop_hooks {
+	void (*on_event)(struct rudp__conn *c, enum rudp__event ev);
+	/* An RUDP__SRC_SOCK source reported `events`. */
+	void (*on_sock)(struct rudp__src *src, uint32_t events);
+	/* Frees a dead RUDP__SRC_SOCK source; false if it must wait. */
+	bool (*free_sock)(struct rudp__src *src);
+};
+
+/* The current time on the clock the whole library uses. */
+rudp__usec rudp__now(void);
+
+/*
+ * Starts the loop thread on first use and returns with the loop's lock
+ * held, or returns a negative errno (no lock held).
+ */
+int rudp__loop_lock(const struct rudp__loop_hooks *hooks);
+void rudp__loop_unlock(void);
+
+/* Waits on cv with the loop's lock. */
+void rudp__loop_wait(pthread_cond_t *cv);
+
+/* The configuration new endpoints get (from the environment). */
+const struct rudp__cfg *rudp__loop_cfg(void);
+
+/*
+ * Opens a UDP socket of `domain`, binds it to `local` when given (else the
+ * kernel picks on first use) and connects it to `peer` when given.  The
+ * new endpoint has one reference.  Lock held.
+ */
+int rudp__lep_open(int domain, const struct sockaddr *local,
+		   socklen_t locallen, const struct sockaddr *peer,
+		   socklen_t peerlen, struct rudp__lep **out);
+
+/* Connects an existing, unused endpoint's socket to peer.  Lock held. */
+int rudp__lep_connect(struct rudp__lep *lep, const struct sockaddr *peer,
+		      socklen_t peerlen);
+
+/* Drops a reference; the socket closes once nothing needs it.  Lock held. */
+void rudp__lep_put(struct rudp__lep *lep);
+
+/*
+ * Sends everything the endpoint has queued and re-arms its timer.  Call
+ * after any change to its connections.  Lock held.
+ */
+void rudp__lep_flush(struct rudp__lep *lep);
+
+/* Registers an fd for `events` on behalf of src.  Lock held. */
+int rudp__loop_watch(int fd, uint32_t events, struct rudp__src *src);
+
+/* Unregisters fd and hands src to the loop to free later.  Lock held. */
+void rudp__loop_bury(int fd, struct rudp__src *src);
+
+/* Adds every endpoint's counters, living and closed, into *out. */
+void rudp__loop_stats(struct rudp__ep_stats *out);
+
+#endif
