@@ -59,7 +59,8 @@ void rudp__cfg_default(struct rudp__cfg *cfg)
 	 * 1 s floor makes every loss on a fast path cost a second.
 	 */
 	cfg->rto_min = 200 * RUDP__MSEC;
-	cfg->rto_max = 60 * RUDP__SEC;
+	/* RFC 6298 (2.5) allows any cap of at least 60 s; Linux uses 120 s. */
+	cfg->rto_max = 120 * RUDP__SEC;
 	/* Linux's defaults: a silent peer fails connect() after ~127 s. */
 	cfg->syn_retries = 6;
 	cfg->synack_retries = 5;

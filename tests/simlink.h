@@ -1,0 +1,94 @@
+/*
+ * A simulated network for the sans-I/O core: endpoints exchange datagrams
+ * through a queue with delay, seeded loss, duplication and reordering, under
+ * a fake clock that jumps straight to the next delivery or timer.  Tests can
+ * also drop chosen datagrams with a filter and read back a trace of every
+ * datagram sent.
+ */
+#ifndef RUDP_TESTS_SIMLINK_H
+#define RUDP_TESTS_SIMLINK_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "endpoint.h"
+
+#define SIM_NODES 3
+#define SIM_TRACE 4096
+
+struct sim;
+
+/* Returns true to drop the datagram h that node `from` sends. */
+typedef bool (*sim_filter)(struct sim *s, int from, const struct rudp__hdr *h);
+
+struct sim_trace {
+	rudp__usec at;
+	int from, to;
+	struct rudp__hdr h;
+	bool dropped;
+};
+
+struct sim_pkt;
+
+struct sim_node {
+	struct rudp__ep ep;
+	struct sockaddr_in addr;
+	struct sim *sim;
+	unsigned nevents;
+	unsigned accepts;    /* RUDP__EV_ACCEPT reports */
+	unsigned closed;     /* connections that reached CLOSED */
+	int last_err;        /* err of the last connection that closed */
+};
+
+struct sim {
+	rudp__usec now;
+	uint64_t rng;
+	struct sim_node node[SIM_NODES];
+	/* Impairments, applied per datagram in each direction. */
+	unsigned loss_pct, dup_pct, reorder_pct;
+	rudp__usec delay;     /* one-way */
+	rudp__usec jitter;    /* extra delay, uniform, for reordered datagrams */
+	sim_filter filter;
+	void *arg;            /* for the filter's use */
+	/* Overrides the next random draws of the endpoints when non-zero. */
+	uint32_t force_rand;
+	struct sim_pkt *q;    /* in flight, by delivery time */
+	uint64_t pktno;
+	struct sim_trace trace[SIM_TRACE];
+	size_t ntrace;
+};
+
+void sim_init(struct sim *s, uint64_t seed, const struct rudp__cfg *cfg);
+void sim_free(struct sim *s);
+
+/* Uniform random number from the simulation's seeded generator. */
+uint32_t sim_rand(struct sim *s);
+
+/* Collects what every endpoint wants to send and puts it on the wire. */
+void sim_flush(struct sim *s);
+
+/*
+ * Advances the clock to the next delivery or timer, if that is no later than
+ * `limit`, and processes it.  Returns false when nothing happens by limit.
+ */
+bool sim_step(struct sim *s, rudp__usec limit);
+
+/* Steps until done(s) holds or the clock would pass limit. */
+bool sim_run(struct sim *s, rudp__usec limit, bool (*done)(struct sim *s));
+
+/* Injects a raw datagram to node `to` as if from `from`'s address. */
+void sim_inject(struct sim *s, int from, int to, const uint8_t *buf,
+		size_t len);
+
+/* Starts a connection from node a to node b; returns the new connection. */
+struct rudp__conn *sim_connect(struct sim *s, int a, int b);
+
+/* Makes node n listen with the given backlog. */
+struct rudp__conn *sim_listen(struct sim *s, int n, unsigned backlog);
+
+/* The times at which node `from` sent datagrams with exactly `flags`. */
+size_t sim_times(const struct sim *s, int from, uint8_t flags,
+		 rudp__usec *out, size_t max);
+
+#endif
