@@ -134,7 +134,7 @@ static int plug(struct sock *s)
 	    setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &one, sizeof(one)) < 0)
 		return -errno;
 	for (;;) {
-		n = send(s->fd, zeros, sizeof(zeros), MSG_DONTWAIT);
+		n = send(s->fd, zeros, sizeof(zeros), MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -271,7 +271,7 @@ static void on_event(struct rudp__conn *c, enum rudp__event ev)
 	switch (ev) {
 	case RUDP__EV_ACCEPT:
 		/* One readable byte per queued connection. */
-		while (send(s->core_fd, "a", 1, MSG_DONTWAIT) < 0 &&
+		while (send(s->core_fd, "a", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
 		       errno == EINTR)
 			;
 		break;
