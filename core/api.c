@@ -194,8 +194,11 @@ static int sock_new(int domain, int flags, bool plugged, struct sock **out)
 	s->ino = st.st_ino;
 	if (plugged && (r = plug(s)) < 0)
 		goto fail;
-	/* Hang-up on our end means the program closed its last copy. */
-	r = rudp__loop_watch(s->core_fd, EPOLLRDHUP, &s->src);
+	/*
+	 * No events asked for: epoll always reports a hang-up, and a hang-up
+	 * on our end means the program closed its last copy of the other.
+	 */
+	r = rudp__loop_watch(s->core_fd, 0, &s->src);
 	if (r < 0)
 		goto fail;
 	r = table_put(s);
@@ -258,7 +261,11 @@ static void on_sock(struct rudp__src *src, uint32_t events)
 {
 	struct sock *s = (struct sock *)src;
 
-	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+	/*
+	 * Both directions shut means the program's end is gone: we only ever
+	 * shut down our sending side, so a hang-up cannot be our own doing.
+	 */
+	if (events & (EPOLLHUP | EPOLLERR))
 		sock_destroy(s, false);
 }
 
@@ -283,10 +290,12 @@ static void on_event(struct rudp__conn *c, enum rudp__event ev)
 				s->so_error = c->err;
 			/*
 			 * The program's end must report the end: readable
-			 * (EOF), writable (the error), hung up.
+			 * (EOF) and writable (SO_ERROR has the reason).  Only
+			 * our sending side is shut, so that a later hang-up
+			 * still means the program closed its end.
 			 */
 			unplug(s);
-			shutdown(s->core_fd, SHUT_RDWR);
+			shutdown(s->core_fd, SHUT_WR);
 		}
 		break;
 	}
@@ -515,7 +524,7 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *len,
 	if (c->state == RUDP__CLOSED) {
 		/* Reset while it waited in the queue: the program sees EOF. */
 		n->so_error = c->err;
-		shutdown(n->core_fd, SHUT_RDWR);
+		shutdown(n->core_fd, SHUT_WR);
 	}
 	copy_addr(&c->peer, c->peerlen, addr, len);
 	return n->fd;

@@ -1,0 +1,84 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/test.sh and scripts/demo.sh.  Source it; it
+# defines functions and RUDP_ROOT and runs nothing else, so sourcing it has
+# no side effects beyond that.
+
+# Every script works relative to the repository root, so that build/ always
+# means the same directory no matter where the script was started from.
+RUDP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# The Debian 12 packages the build, the tests and the demo need.  python3 is
+# listed because a minimal image may lack it and test.sh parses Meson's JSON
+# test log with it; iproute2 and nftables give the namespaced UDP proof.
+RUDP_PACKAGES=(meson ninja-build check pkg-config gcc libc6-dev
+	netcat-openbsd socat nftables iproute2 python3)
+
+# Messages go to stderr so that a script's stdout stays the real output.
+say() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+# Installs whichever of RUDP_PACKAGES are missing.  Nothing touches apt when
+# everything is present, so a second run is quick and works offline.  When
+# not root it cannot install, so it prints the exact command and fails.
+ensure_packages() {
+	local missing=() pkg status
+
+	if ! command -v dpkg-query >/dev/null; then
+		say "warning: dpkg-query not found (not Debian?); not checking packages"
+		return 0
+	fi
+	for pkg in "${RUDP_PACKAGES[@]}"; do
+		status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+		[ "$status" = "install ok installed" ] || missing+=("$pkg")
+	done
+	[ "${#missing[@]}" -eq 0 ] && return 0
+
+	say "missing Debian packages: ${missing[*]}"
+	if [ "$(id -u)" -ne 0 ]; then
+		say "not running as root, so cannot install them; as root, run:"
+		echo "apt-get install -y --no-install-recommends ${missing[*]}" >&2
+		exit 1
+	fi
+	# The lock timeout makes a concurrent apt run (unattended-upgrades on a
+	# fresh machine, say) a wait rather than a failure.
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update ||
+		die "apt-get update failed"
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
+		install -y --no-install-recommends "${missing[@]}" ||
+		die "apt-get install failed"
+}
+
+# Makes DIR (relative to the repository root) a configured Meson build
+# directory, passing any further arguments to Meson as options.  A directory
+# that exists but is not a usable Meson build directory (an interrupted
+# setup, stray files, a different Meson version) is wiped and set up again.
+ensure_configured() {
+	local dir=$1
+	shift
+
+	if [ -f "$dir/meson-private/coredata.dat" ] && [ -f "$dir/build.ninja" ]; then
+		# meson configure without options changes nothing but proves
+		# Meson can load the directory.  Options are applied separately,
+		# so a mistyped option fails the run instead of wiping the build.
+		# Ninja reruns Meson by itself when meson.build changes.
+		if meson configure "$dir" >/dev/null; then
+			[ "$#" -eq 0 ] || meson configure "$dir" "$@" ||
+				die "meson configure $dir $* failed"
+			return 0
+		fi
+		say "Meson cannot use $dir as it is; setting it up from scratch"
+	elif [ -e "$dir" ]; then
+		say "$dir is not a valid Meson build directory; setting it up from scratch"
+	else
+		meson setup "$dir" "$@" || die "meson setup $dir failed"
+		return 0
+	fi
+	meson setup --wipe "$dir" "$@" && return 0
+	# --wipe refuses directories Meson never configured, so clear it by
+	# hand, but only a directory inside the repository.
+	case "$(realpath -m "$dir")" in
+	"$RUDP_ROOT"/?*) rm -rf "$dir" ;;
+	*) die "refusing to delete $dir, which is outside $RUDP_ROOT" ;;
+	esac
+	meson setup "$dir" "$@" || die "meson setup $dir failed"
+}
