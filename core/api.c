@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "rudp.h"
@@ -27,23 +26,30 @@
 
 struct sock {
 	struct rudp__src src; /* first: the loop watches the library's end */
-	int fd;               /* the program's end: the handle */
+	uint64_t cookie;      /* SO_COOKIE of the program's end: our key */
 	int core_fd;          /* the library's end */
-	ino_t ino;            /* of fd, to detect a reused descriptor number */
+	int plug_fd;          /* our copy of the program's end while plugged */
 	int domain;
 	bool in_table;
 	bool connecting;      /* connect() called, result not yet collected */
-	size_t plug;          /* bytes plugging fd's send buffer */
-	int sndbuf;           /* fd's send buffer size before the plug */
+	size_t plug;          /* bytes plugging the program's send buffer */
+	int sndbuf;           /* its send buffer size before the plug */
 	int so_error;         /* pending error, read by SO_ERROR */
 	unsigned waiters;     /* threads blocked on cv: keep us alive */
 	struct rudp__lep *lep;
 	struct rudp__conn *conn;
+	struct sock *hnext;   /* hash chain */
 	pthread_cond_t cv;
 };
 
+/*
+ * Sockets are found by the kernel's socket cookie of the program's end, not
+ * by descriptor number: the cookie is the same through dup(), dup2() and
+ * fork(), and is never reused, so a number the program closed and got back
+ * for something else can never be mistaken for ours.
+ */
 static struct sock **tab;
-static size_t ntab;
+static size_t ntab, nsocks;
 
 static void on_event(struct rudp__conn *c, enum rudp__event ev);
 static void on_sock(struct rudp__src *src, uint32_t events);
@@ -65,76 +71,102 @@ static int ret(int r)
 	return r;
 }
 
+static size_t bucket(uint64_t cookie, size_t n)
+{
+	return (size_t)(cookie * UINT64_C(0x9e3779b97f4a7c15) >> 32) & (n - 1);
+}
+
 static int table_put(struct sock *s)
 {
-	if ((size_t)s->fd >= ntab) {
-		size_t n = ntab ? ntab : 64;
-		while (n <= (size_t)s->fd)
-			n *= 2;
-		struct sock **t = realloc(tab, n * sizeof(*t));
+	if (nsocks >= ntab) {
+		size_t n = ntab ? 2 * ntab : 64;
+		struct sock **t = calloc(n, sizeof(*t));
 		if (!t)
 			return -ENOMEM;
-		memset(t + ntab, 0, (n - ntab) * sizeof(*t));
+		for (size_t i = 0; i < ntab; i++) {
+			while (tab[i]) {
+				struct sock *x = tab[i];
+				tab[i] = x->hnext;
+				x->hnext = t[bucket(x->cookie, n)];
+				t[bucket(x->cookie, n)] = x;
+			}
+		}
+		free(tab);
 		tab = t;
 		ntab = n;
 	}
-	/* A stale entry: its descriptor was closed behind our back. */
-	if (tab[s->fd])
-		tab[s->fd]->in_table = false;
-	tab[s->fd] = s;
+	size_t b = bucket(s->cookie, ntab);
+	s->hnext = tab[b];
+	tab[b] = s;
 	s->in_table = true;
+	nsocks++;
 	return 0;
 }
 
 static void table_del(struct sock *s)
 {
-	if (s->in_table && tab[s->fd] == s)
-		tab[s->fd] = NULL;
+	if (!s->in_table)
+		return;
+	struct sock **pp = &tab[bucket(s->cookie, ntab)];
+	while (*pp != s)
+		pp = &(*pp)->hnext;
+	*pp = s->hnext;
 	s->in_table = false;
+	nsocks--;
 }
 
-/*
- * The socket behind fd, or NULL.  The inode check catches a program that
- * closed an rudp descriptor with close(2) and got the number back for
- * something else before the loop noticed.
- */
+static int cookie_of(int fd, uint64_t *cookie)
+{
+	socklen_t len = sizeof(*cookie);
+
+	return getsockopt(fd, SOL_SOCKET, SO_COOKIE, cookie, &len) < 0 ? -errno
+									 : 0;
+}
+
+/* The socket behind descriptor fd, or NULL if fd is not an rudp socket. */
 static struct sock *lookup(int fd)
 {
-	struct stat st;
+	uint64_t cookie;
 	struct sock *s;
 
-	if (fd < 0 || (size_t)fd >= ntab || !(s = tab[fd]))
+	if (!ntab || cookie_of(fd, &cookie) < 0)
 		return NULL;
-	if (fstat(fd, &st) < 0 || st.st_ino != s->ino) {
-		table_del(s);
-		return NULL;
-	}
-	return s;
+	for (s = tab[bucket(cookie, ntab)]; s; s = s->hnext)
+		if (s->cookie == cookie)
+			return s;
+	return NULL;
 }
 
-static bool nonblocking(const struct sock *s)
+static bool nonblocking(int fd)
 {
-	int fl = fcntl(s->fd, F_GETFL);
+	int fl = fcntl(fd, F_GETFL);
 
 	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
 /*
- * Fills fd's send buffer so that it polls as not writable.  The smallest
- * buffer keeps the plug to a few kilobytes.
+ * Fills the program's send buffer so that fd polls as not writable.  The
+ * smallest buffer keeps the plug to a few kilobytes.  We keep a copy of fd
+ * until the plug is drained, since restoring the buffer size needs one and
+ * the program may have renumbered or closed its own by then; the price is
+ * that closing a connecting socket with plain close(2) takes effect when
+ * the handshake ends, not at once.
  */
-static int plug(struct sock *s)
+static int plug(struct sock *s, int fd)
 {
 	static const char zeros[4096];
 	socklen_t len = sizeof(s->sndbuf);
 	int one = 1;
 	ssize_t n;
 
-	if (getsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &s->sndbuf, &len) < 0 ||
-	    setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &one, sizeof(one)) < 0)
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &s->sndbuf, &len) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &one, sizeof(one)) < 0)
+		return -errno;
+	s->plug_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (s->plug_fd < 0)
 		return -errno;
 	for (;;) {
-		n = send(s->fd, zeros, sizeof(zeros), MSG_DONTWAIT | MSG_NOSIGNAL);
+		n = send(fd, zeros, sizeof(zeros), MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -149,6 +181,8 @@ static void unplug(struct sock *s)
 {
 	char sink[4096];
 
+	if (s->plug_fd < 0)
+		return;
 	while (s->plug) {
 		size_t want = s->plug < sizeof(sink) ? s->plug : sizeof(sink);
 		ssize_t n = recv(s->core_fd, sink, want, MSG_DONTWAIT);
@@ -159,15 +193,21 @@ static void unplug(struct sock *s)
 		s->plug -= (size_t)n;
 	}
 	/* getsockopt reported the doubled size the kernel keeps; undo it. */
-	(void)setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &(int){ s->sndbuf / 2 },
-			 sizeof(int));
+	(void)setsockopt(s->plug_fd, SOL_SOCKET, SO_SNDBUF,
+			 &(int){ s->sndbuf / 2 }, sizeof(int));
+	close(s->plug_fd);
+	s->plug_fd = -1;
 }
 
-static int sock_new(int domain, int flags, bool plugged, struct sock **out)
+/*
+ * Makes a socket: a descriptor pair, the program's end returned in *fd.
+ * `flags` are SOCK_NONBLOCK/SOCK_CLOEXEC for the program's end.
+ */
+static int sock_new(int domain, int flags, bool plugged, struct sock **out,
+		    int *fd)
 {
 	int sv[2] = { -1, -1 };
 	struct sock *s = calloc(1, sizeof(*s));
-	struct stat st;
 	int r;
 
 	if (!s)
@@ -175,42 +215,41 @@ static int sock_new(int domain, int flags, bool plugged, struct sock **out)
 	pthread_cond_init(&s->cv, NULL);
 	s->src.kind = RUDP__SRC_SOCK;
 	s->domain = domain;
+	s->plug_fd = -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		r = -errno;
 		goto fail;
 	}
-	s->fd = sv[0];
 	s->core_fd = sv[1];
-	if (!(flags & SOCK_CLOEXEC) && fcntl(s->fd, F_SETFD, 0) < 0) {
+	if ((!(flags & SOCK_CLOEXEC) && fcntl(sv[0], F_SETFD, 0) < 0) ||
+	    fcntl(sv[1], F_SETFL, O_NONBLOCK) < 0 ||
+	    ((flags & SOCK_NONBLOCK) && fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0)) {
 		r = -errno;
 		goto fail;
 	}
-	if (fcntl(s->core_fd, F_SETFL, O_NONBLOCK) < 0 ||
-	    ((flags & SOCK_NONBLOCK) && fcntl(s->fd, F_SETFL, O_NONBLOCK) < 0) ||
-	    fstat(s->fd, &st) < 0) {
-		r = -errno;
+	r = cookie_of(sv[0], &s->cookie);
+	if (r < 0)
 		goto fail;
-	}
-	s->ino = st.st_ino;
-	if (plugged && (r = plug(s)) < 0)
+	if (plugged && (r = plug(s, sv[0])) < 0)
+		goto fail;
+	r = table_put(s);
+	if (r < 0)
 		goto fail;
 	/*
 	 * No events asked for: epoll always reports a hang-up, and a hang-up
 	 * on our end means the program closed its last copy of the other.
 	 */
-	r = rudp__loop_watch(s->core_fd, 0, &s->src);
-	if (r < 0)
-		goto fail;
-	r = table_put(s);
+	r = rudp__loop_watch(sv[1], 0, &s->src);
 	if (r < 0) {
-		rudp__loop_bury(s->core_fd, &s->src);
-		close(s->core_fd);
-		close(s->fd);
-		return r;
+		table_del(s);
+		goto fail;
 	}
 	*out = s;
+	*fd = sv[0];
 	return 0;
 fail:
+	if (s->plug_fd >= 0)
+		close(s->plug_fd);
 	if (sv[0] >= 0) {
 		close(sv[0]);
 		close(sv[1]);
@@ -222,11 +261,10 @@ fail:
 
 /*
  * Ends s: the connection is released to the core (which resets it if it is
- * still open), the descriptors are closed and s is handed to the loop to
- * free once no waiter still holds it.  close_fd is false when the program
- * has already closed its end.
+ * still open), our descriptors are closed and s is handed to the loop to
+ * free once no waiter still holds it.
  */
-static void sock_destroy(struct sock *s, bool close_fd)
+static void sock_destroy(struct sock *s)
 {
 	table_del(s);
 	if (s->conn) {
@@ -239,8 +277,8 @@ static void sock_destroy(struct sock *s, bool close_fd)
 		rudp__lep_put(s->lep);
 		s->lep = NULL;
 	}
-	if (close_fd)
-		close(s->fd);
+	if (s->plug_fd >= 0)
+		close(s->plug_fd);
 	rudp__loop_bury(s->core_fd, &s->src);
 	close(s->core_fd);
 	pthread_cond_broadcast(&s->cv);
@@ -266,7 +304,7 @@ static void on_sock(struct rudp__src *src, uint32_t events)
 	 * shut down our sending side, so a hang-up cannot be our own doing.
 	 */
 	if (events & (EPOLLHUP | EPOLLERR))
-		sock_destroy(s, false);
+		sock_destroy(s);
 }
 
 static void on_event(struct rudp__conn *c, enum rudp__event ev)
@@ -346,7 +384,7 @@ static int do_socket(int domain, int type, int protocol)
 {
 	int flags = type & (SOCK_NONBLOCK | SOCK_CLOEXEC);
 	struct sock *s;
-	int r;
+	int r, fd;
 
 	if (domain != AF_INET && domain != AF_INET6)
 		return -EAFNOSUPPORT;
@@ -357,9 +395,9 @@ static int do_socket(int domain, int type, int protocol)
 	r = rudp__loop_lock(&hooks);
 	if (r < 0)
 		return r;
-	r = sock_new(domain, flags, true, &s);
+	r = sock_new(domain, flags, true, &s, &fd);
 	if (r == 0)
-		r = s->fd;
+		r = fd;
 	rudp__loop_unlock();
 	return r;
 }
@@ -415,6 +453,13 @@ static int do_listen(int fd, int backlog)
 	}
 	r = rudp__conn_listen(s->conn, (unsigned)backlog);
 	rudp__ep_settle(&s->lep->ep, s->conn);
+	/*
+	 * A listener's readiness is the accept tokens alone; it needs no
+	 * plug, and dropping ours lets its hang-up be seen as soon as the
+	 * program closes it.
+	 */
+	if (r == 0)
+		unplug(s);
 	return r;
 }
 
@@ -480,7 +525,7 @@ static int do_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	rudp__lep_flush(s->lep);
 	if (r < 0)
 		return r;
-	if (nonblocking(s))
+	if (nonblocking(fd))
 		return -EINPROGRESS;
 	while (s->conn && s->conn->state == RUDP__SYN_SENT)
 		if (!wait_on(s))
@@ -494,7 +539,7 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *len,
 	struct sock *s = lookup(fd), *n;
 	struct rudp__conn *c;
 	char token;
-	int r;
+	int r, nfd;
 
 	if (!s)
 		return -EBADF;
@@ -505,16 +550,16 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *len,
 			return -EINVAL;
 		if (s->conn->aq_head)
 			break;
-		if (nonblocking(s))
+		if (nonblocking(fd))
 			return -EAGAIN;
 		if (!wait_on(s))
 			return -EBADF;
 	}
-	r = sock_new(s->domain, flags, false, &n);
+	r = sock_new(s->domain, flags, false, &n, &nfd);
 	if (r < 0)
 		return r;
 	c = rudp__conn_accept(s->conn);
-	while (recv(s->fd, &token, 1, MSG_DONTWAIT) < 0 && errno == EINTR)
+	while (recv(fd, &token, 1, MSG_DONTWAIT) < 0 && errno == EINTR)
 		;
 	c->user_owned = true;
 	c->user = n;
@@ -527,7 +572,7 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *len,
 		shutdown(n->core_fd, SHUT_WR);
 	}
 	copy_addr(&c->peer, c->peerlen, addr, len);
-	return n->fd;
+	return nfd;
 }
 
 static int do_close(int fd)
@@ -536,7 +581,15 @@ static int do_close(int fd)
 
 	if (!s)
 		return -EBADF;
-	sock_destroy(s, true);
+	close(fd);
+	/*
+	 * Other copies (dup, fork) keep the connection open, as with TCP; the
+	 * hang-up on our end tells the loop when the last one goes.  A socket
+	 * still connecting holds our own copy (the plug), so it is ended here:
+	 * closing it must abort the attempt now.
+	 */
+	if (s->plug_fd >= 0)
+		sock_destroy(s);
 	return 0;
 }
 

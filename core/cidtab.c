@@ -13,8 +13,14 @@ static uint32_t key_of(const struct rudp__conn *c, int kind)
 
 static size_t slot(const struct rudp__cidtab *t, uint32_t key)
 {
-	/* Ids are random, but a peer's are not ours to trust: mix anyway. */
-	return (size_t)((key * UINT32_C(2654435761)) >> 7) & (t->nb - 1);
+	/*
+	 * Ids are random, but a peer's are not ours to trust: mix every bit
+	 * of the key into the bits we keep (the high half of a 64-bit
+	 * Fibonacci product), so ids chosen to differ only in some bits
+	 * still spread over the buckets.
+	 */
+	return (size_t)(((uint64_t)key * UINT64_C(0x9e3779b97f4a7c15)) >> 32) &
+	       (t->nb - 1);
 }
 
 int rudp__cidtab_init(struct rudp__cidtab *t)
