@@ -249,9 +249,12 @@ static void on_listen(struct rudp__conn *l, const struct sockaddr *from,
 	struct rudp__ep *ep = l->ep;
 	struct rudp__conn *c;
 
+	unsigned extra = ep->ops.backlog_extra
+				 ? ep->ops.backlog_extra(ep->ops.ud, l) : 0;
+
 	if (h->flags != RUDP__F_SYN)
 		return;
-	if (l->npending + l->nqueued >= l->backlog) {
+	if (l->npending + l->nqueued + extra >= l->backlog) {
 		/* Silence, not a reset: the peer retries as it would on TCP. */
 		ep->stats.backlog_drops++;
 		return;

@@ -22,6 +22,11 @@ struct rudp__ep_ops {
 	uint32_t (*rand32)(void *ud);
 	/* Called synchronously from inside the rudp__ep_* call that caused it. */
 	void (*on_event)(void *ud, struct rudp__conn *c, enum rudp__event ev);
+	/*
+	 * Optional: connections the owner has taken off listener l's accept
+	 * queue that still wait for the program, so the backlog counts them.
+	 */
+	unsigned (*backlog_extra)(void *ud, struct rudp__conn *l);
 };
 
 struct rudp__ep_stats {

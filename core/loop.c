@@ -12,14 +12,15 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ownfd.h"
 
 #define MAX_EVENTS 64
 #define RX_BATCH   64
 
 struct loop {
 	pthread_mutex_t mu;
-	pthread_once_t once;
-	int init_err;
+	bool started;             /* this process has its loop thread */
+	bool atfork;              /* fork handlers registered (inherited) */
 	const struct rudp__loop_hooks *hooks;
 	int epfd;
 	struct rudp__src timer_src;
@@ -37,9 +38,10 @@ struct loop {
 	uint8_t buf[RUDP__MAX_DGRAM + 1];
 };
 
+__thread int rudp__in_core __attribute__((tls_model("initial-exec")));
+
 static struct loop L = {
 	.mu = PTHREAD_MUTEX_INITIALIZER,
-	.once = PTHREAD_ONCE_INIT,
 	.epfd = -1, .tfd = -1, .efd = -1,
 	.armed = RUDP__NEVER,
 };
@@ -85,6 +87,12 @@ static void loop_on_event(void *ud, struct rudp__conn *c, enum rudp__event ev)
 	L.hooks->on_event(c, ev);
 }
 
+static unsigned loop_backlog_extra(void *ud, struct rudp__conn *l)
+{
+	(void)ud;
+	return L.hooks->backlog_extra(l);
+}
+
 /* Reads an unsigned setting from the environment, keeping *v if unset. */
 static void env_uint(const char *name, unsigned max, unsigned *v)
 {
@@ -122,13 +130,18 @@ static void read_config(void)
 }
 
 static void *loop_main(void *arg);
+static void at_fork_prepare(void);
+static void at_fork_parent(void);
+static void at_fork_child(void);
 
-static void loop_init(void)
+/* Creates the loop's descriptors and thread.  Lock held. */
+static int loop_start(void)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	sigset_t all, old;
 	pthread_t t;
 	pthread_attr_t attr;
+	int r;
 
 	read_config();
 	rudp__heap_init(&L.timers);
@@ -137,6 +150,9 @@ static void loop_init(void)
 	L.epfd = epoll_create1(EPOLL_CLOEXEC);
 	L.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	L.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	rudp__ownfd_add(L.epfd);
+	rudp__ownfd_add(L.tfd);
+	rudp__ownfd_add(L.efd);
 	if (L.epfd < 0 || L.tfd < 0 || L.efd < 0)
 		goto fail;
 	ev.data.ptr = &L.timer_src;
@@ -145,6 +161,17 @@ static void loop_init(void)
 	ev.data.ptr = &L.wake_src;
 	if (epoll_ctl(L.epfd, EPOLL_CTL_ADD, L.efd, &ev) < 0)
 		goto fail;
+	/*
+	 * Fork handlers are inherited by children, so registering them once
+	 * per program image is enough, however often the loop restarts.
+	 */
+	if (!L.atfork) {
+		errno = pthread_atfork(at_fork_prepare, at_fork_parent,
+				       at_fork_child);
+		if (errno)
+			goto fail;
+		L.atfork = true;
+	}
 	/*
 	 * The loop thread blocks every signal: the program's handlers must
 	 * run on the program's own threads, as they would without us.
@@ -158,25 +185,41 @@ static void loop_init(void)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (errno)
 		goto fail;
-	return;
+	L.started = true;
+	return 0;
 fail:
-	L.init_err = errno ? errno : ENOMEM;
+	r = errno ? -errno : -ENOMEM;
 	rudp__log(RUDP__LOG_ERROR, "cannot start the event loop: %s",
-		  strerror(L.init_err));
+		  strerror(-r));
+	if (L.epfd >= 0)
+		rudp__ownfd_close(L.epfd);
+	if (L.tfd >= 0)
+		rudp__ownfd_close(L.tfd);
+	if (L.efd >= 0)
+		rudp__ownfd_close(L.efd);
+	L.epfd = L.tfd = L.efd = -1;
+	return r;
 }
 
 int rudp__loop_lock(const struct rudp__loop_hooks *hooks)
 {
-	pthread_once(&L.once, loop_init);
-	if (L.init_err)
-		return -L.init_err;
 	pthread_mutex_lock(&L.mu);
+	rudp__in_core++;
 	L.hooks = hooks;
+	if (!L.started) {
+		int r = loop_start();
+		if (r < 0) {
+			rudp__in_core--;
+			pthread_mutex_unlock(&L.mu);
+			return r;
+		}
+	}
 	return 0;
 }
 
 void rudp__loop_unlock(void)
 {
+	rudp__in_core--;
 	pthread_mutex_unlock(&L.mu);
 }
 
@@ -267,6 +310,7 @@ int rudp__lep_open(int domain, const struct sockaddr *local,
 	struct rudp__ep_ops ops = {
 		.rand32 = loop_rand32,
 		.on_event = loop_on_event,
+		.backlog_extra = loop_backlog_extra,
 	};
 	struct rudp__lep *lep = calloc(1, sizeof(*lep));
 	int r;
@@ -282,6 +326,7 @@ int rudp__lep_open(int domain, const struct sockaddr *local,
 		r = -errno;
 		goto fail;
 	}
+	rudp__ownfd_add(lep->fd);
 	r = rudp__ep_init(&lep->ep, &L.cfg, &ops);
 	if (r < 0)
 		goto fail;
@@ -306,7 +351,7 @@ int rudp__lep_open(int domain, const struct sockaddr *local,
 	return 0;
 fail:
 	if (lep->fd >= 0)
-		close(lep->fd);
+		rudp__ownfd_close(lep->fd);
 	rudp__ep_free(&lep->ep);
 	free(lep);
 	return r;
@@ -338,7 +383,7 @@ static void lep_close_if_unused(struct rudp__lep *lep)
 	}
 	rudp__heap_remove(&L.timers, &lep->timer);
 	add_stats(&L.closed_stats, &lep->ep.stats);
-	close(lep->fd);
+	rudp__ownfd_close(lep->fd);
 	/* close() already took it out of the epoll set. */
 	rudp__loop_bury(-1, &lep->src);
 }
@@ -458,6 +503,7 @@ static void *loop_main(void *arg)
 	uint64_t junk;
 
 	(void)arg;
+	rudp__in_core = 1;
 	for (;;) {
 		int n = epoll_wait(L.epfd, evs, MAX_EVENTS, -1);
 		if (n < 0) {
@@ -496,4 +542,58 @@ static void *loop_main(void *arg)
 		pthread_mutex_unlock(&L.mu);
 	}
 	return NULL;
+}
+
+/*
+ * fork(): the child gets a copy of our memory but not the loop thread.  The
+ * handlers take the lock around the fork so the copy is consistent; in the
+ * child the API first turns its sockets into records of descriptors whose
+ * protocol lives on in the parent, then every descriptor and endpoint of
+ * the parent's loop is dropped, so the next API call in the child starts a
+ * loop of its own.  Connections keep working in both processes because the
+ * descriptors the program holds are real and the parent keeps pumping them.
+ */
+static void at_fork_prepare(void)
+{
+	pthread_mutex_lock(&L.mu);
+	rudp__in_core++;
+}
+
+static void at_fork_parent(void)
+{
+	rudp__in_core--;
+	pthread_mutex_unlock(&L.mu);
+}
+
+static void at_fork_child(void)
+{
+	if (L.started && L.hooks)
+		L.hooks->at_fork_child();
+	while (L.leps) {
+		struct rudp__lep *lep = L.leps;
+		L.leps = lep->next;
+		rudp__ep_free(&lep->ep);
+		free(lep);
+	}
+	while (L.graveyard) {
+		struct rudp__src *src = L.graveyard;
+		L.graveyard = src->grave_next;
+		if (src->kind == RUDP__SRC_UDP) {
+			rudp__ep_free(&((struct rudp__lep *)src)->ep);
+			free(src);
+		} else {
+			L.hooks->free_sock(src);
+		}
+	}
+	for (int fd = rudp__ownfd_next(0); fd >= 0; fd = rudp__ownfd_next(fd))
+		rudp__ownfd_close(fd);
+	rudp__heap_free(&L.timers);
+	L.epfd = L.tfd = L.efd = -1;
+	L.armed = RUDP__NEVER;
+	/* Never hand the child the parent's unused random bytes. */
+	L.rnd_left = 0;
+	memset(L.rnd, 0, sizeof(L.rnd));
+	L.started = false;
+	rudp__in_core--;
+	pthread_mutex_unlock(&L.mu);
 }

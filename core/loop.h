@@ -38,11 +38,23 @@ struct rudp__lep {
 
 struct rudp__loop_hooks {
 	void (*on_event)(struct rudp__conn *c, enum rudp__event ev);
+	/* Connections waiting to be accepted outside the core's queue. */
+	unsigned (*backlog_extra)(struct rudp__conn *listener);
+	/* In a fork()ed child, before the parent's loop state is dropped. */
+	void (*at_fork_child)(void);
 	/* An RUDP__SRC_SOCK source reported `events`. */
 	void (*on_sock)(struct rudp__src *src, uint32_t events);
 	/* Frees a dead RUDP__SRC_SOCK source; false if it must wait. */
 	bool (*free_sock)(struct rudp__src *src);
 };
+
+/*
+ * Non-zero while this thread runs library code: always on the loop thread,
+ * and while an API call holds the lock.  The LD_PRELOAD shim checks it so
+ * that the library's own socket calls go straight to libc and never re-enter
+ * the shim.
+ */
+extern __thread int rudp__in_core __attribute__((tls_model("initial-exec")));
 
 /* The current time on the clock the whole library uses. */
 rudp__usec rudp__now(void);

@@ -76,21 +76,33 @@ int rudp_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
  * Takes the oldest established connection off the listener's queue and
  * returns a new descriptor for it.  `flags` accepts SOCK_NONBLOCK and
  * SOCK_CLOEXEC as accept4(2).  The listener descriptor is readable exactly
- * while the queue is non-empty.
+ * while the queue is non-empty.  After fork(), any process holding the
+ * listener may accept from it.
  *
  * Errors: EINVAL (not listening, bad flags), EAGAIN (non-blocking and
- * nothing queued), EINTR, EMFILE/ENFILE.
+ * nothing queued), EINTR (a signal without SA_RESTART), EMFILE/ENFILE.
  */
 int rudp_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
 int rudp_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);
 
 /*
- * Releases the socket and closes its descriptor.  A connection still open
- * is aborted with a reset in this version; graceful close arrives with the
- * data stream.  Closing the descriptor with plain close(2) has the same
- * effect once every duplicate of it is closed.
+ * Closes the descriptor.  As with TCP, the connection ends when the last
+ * copy of the descriptor (dup, fork) is closed; closing a socket that is
+ * still connecting aborts the attempt at once.  An open connection is then
+ * aborted with a reset in this version; graceful close arrives with the
+ * data stream.  Plain close(2) has the same effect.
  */
 int rudp_close(int fd);
+
+/*
+ * Shuts down reading (SHUT_RD), writing (SHUT_WR) or both, for every copy
+ * of the descriptor, as shutdown(2).  Use this rather than shutdown(2) on an
+ * rudp descriptor: the descriptor underneath is a socket pair, and shutting
+ * it down directly is indistinguishable from closing it.
+ *
+ * Errors: EINVAL (bad `how`), ENOTCONN (not connected).
+ */
+int rudp_shutdown(int fd, int how);
 
 /*
  * The local and peer addresses, as getsockname(2)/getpeername(2).
@@ -102,13 +114,26 @@ int rudp_getpeername(int fd, struct sockaddr *addr, socklen_t *addrlen);
 
 /*
  * Socket options.  SOL_SOCKET/SO_ERROR reads and clears the pending error
- * (the result of a non-blocking connect); SO_TYPE, SO_DOMAIN and
- * SO_ACCEPTCONN answer as for TCP.
+ * (the result of a non-blocking connect); SO_TYPE, SO_DOMAIN, SO_PROTOCOL
+ * and SO_ACCEPTCONN answer as for TCP; IPPROTO_TCP/TCP_INFO fills the state
+ * and RTT fields of struct tcp_info; options stored by rudp_setsockopt read
+ * back as set.
  *
  * Errors: ENOPROTOOPT (option not supported), EINVAL (optlen too small).
  */
 int rudp_getsockopt(int fd, int level, int optname, void *optval,
 		    socklen_t *optlen);
+
+/*
+ * Stores the options a TCP program sets so that it reads them back:
+ * SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_RCVBUF, SO_SNDBUF, SO_LINGER,
+ * TCP_NODELAY, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT.  They do not change
+ * the protocol's behaviour in this version.
+ *
+ * Errors: ENOPROTOOPT (other options), EINVAL (optlen too small).
+ */
+int rudp_setsockopt(int fd, int level, int optname, const void *optval,
+		    socklen_t optlen);
 
 /*
  * Protocol counters for this process, for diagnostics and tests.  Fields

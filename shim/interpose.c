@@ -1,0 +1,755 @@
+/*
+ * librudp_shim.so: LD_PRELOAD interposition that carries a program's TCP
+ * connections on marked ports (RUDP_PORTS) over rudp.
+ *
+ * Three layers per call, in the manner of socket_wrapper: the exported libc
+ * name is one line calling shim_<call>(), which holds the decision, and
+ * which calls the real libc_<call>(), resolved once with dlsym(RTLD_NEXT).
+ *
+ * The descriptors rudp hands out are real kernel descriptors (see
+ * docs/DESIGN.md), so read/write/send/recv, poll/select/epoll, fcntl,
+ * ioctl(FIONBIO/FIONREAD), sendfile and their fortified variants go straight
+ * to the kernel and are not interposed.  Only the calls that create, name,
+ * configure or end a connection are.  socket() is not interposed either: the
+ * port is unknown when a socket is created, so a kernel TCP socket is made
+ * as usual and replaced in place (same descriptor number, same flags, same
+ * epoll registrations) when the program binds or connects it to a marked
+ * port.
+ */
+#define _GNU_SOURCE /* accept4, dup3, close_range: glibc declares them so */
+#include <dlfcn.h>
+#include <linux/close_range.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "rudp.h"
+
+#include "api.h"
+#include "log.h"
+#include "loop.h"
+#include "ownfd.h"
+#include "ports.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+static struct rudp__ports ports;
+
+/* The real libc functions. */
+static struct {
+	int (*bind)(int, const struct sockaddr *, socklen_t);
+	int (*connect)(int, const struct sockaddr *, socklen_t);
+	int (*listen)(int, int);
+	int (*accept)(int, struct sockaddr *, socklen_t *);
+	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+	int (*close)(int);
+	int (*close_range)(unsigned, unsigned, int);
+	void (*closefrom)(int);
+	int (*dup2)(int, int);
+	int (*dup3)(int, int, int);
+	int (*shutdown)(int, int);
+	int (*getsockname)(int, struct sockaddr *, socklen_t *);
+	int (*getpeername)(int, struct sockaddr *, socklen_t *);
+	int (*getsockopt)(int, int, int, void *, socklen_t *);
+	int (*setsockopt)(int, int, int, const void *, socklen_t);
+	ssize_t (*sendto)(int, const void *, size_t, int,
+			  const struct sockaddr *, socklen_t);
+	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	int (*epoll_ctl)(int, int, int, struct epoll_event *);
+} real;
+
+static pthread_once_t resolved = PTHREAD_ONCE_INIT;
+
+static void *must_resolve(const char *name)
+{
+	void *f = dlsym(RTLD_NEXT, name);
+
+	if (!f) {
+		rudp__log(RUDP__LOG_ERROR, "cannot find libc's %s: %s", name,
+			  dlerror());
+		_exit(127);
+	}
+	return f;
+}
+
+/*
+ * dlsym returns an object pointer; copying its bytes into the function
+ * pointer is the POSIX-blessed way to convert it.
+ */
+#define RESOLVE(name)                                           \
+	do {                                                    \
+		void *f_ = must_resolve(#name);                 \
+		memcpy(&real.name, &f_, sizeof(f_));            \
+	} while (0)
+
+static void resolve(void)
+{
+	RESOLVE(bind);
+	RESOLVE(connect);
+	RESOLVE(listen);
+	RESOLVE(accept);
+	RESOLVE(accept4);
+	RESOLVE(close);
+	RESOLVE(close_range);
+	RESOLVE(closefrom);
+	RESOLVE(dup2);
+	RESOLVE(dup3);
+	RESOLVE(shutdown);
+	RESOLVE(getsockname);
+	RESOLVE(getpeername);
+	RESOLVE(getsockopt);
+	RESOLVE(setsockopt);
+	RESOLVE(sendto);
+	RESOLVE(sendmsg);
+	RESOLVE(epoll_ctl);
+}
+
+#define REAL(name) (pthread_once(&resolved, resolve), real.name)
+
+static int libc_bind(int fd, const struct sockaddr *a, socklen_t l)
+{
+	return REAL(bind)(fd, a, l);
+}
+
+static int libc_connect(int fd, const struct sockaddr *a, socklen_t l)
+{
+	return REAL(connect)(fd, a, l);
+}
+
+static int libc_listen(int fd, int backlog)
+{
+	return REAL(listen)(fd, backlog);
+}
+
+static int libc_accept4(int fd, struct sockaddr *a, socklen_t *l, int fl)
+{
+	return REAL(accept4)(fd, a, l, fl);
+}
+
+static int libc_accept(int fd, struct sockaddr *a, socklen_t *l)
+{
+	return REAL(accept)(fd, a, l);
+}
+
+static int libc_close(int fd)
+{
+	return REAL(close)(fd);
+}
+
+static int libc_close_range(unsigned first, unsigned last, int flags)
+{
+	return REAL(close_range)(first, last, flags);
+}
+
+static int libc_dup3(int oldfd, int newfd, int flags)
+{
+	return REAL(dup3)(oldfd, newfd, flags);
+}
+
+static int libc_dup2(int oldfd, int newfd)
+{
+	return REAL(dup2)(oldfd, newfd);
+}
+
+static int libc_shutdown(int fd, int how)
+{
+	return REAL(shutdown)(fd, how);
+}
+
+static int libc_getsockname(int fd, struct sockaddr *a, socklen_t *l)
+{
+	return REAL(getsockname)(fd, a, l);
+}
+
+static int libc_getpeername(int fd, struct sockaddr *a, socklen_t *l)
+{
+	return REAL(getpeername)(fd, a, l);
+}
+
+static int libc_getsockopt(int fd, int lvl, int name, void *v, socklen_t *l)
+{
+	return REAL(getsockopt)(fd, lvl, name, v, l);
+}
+
+static int libc_setsockopt(int fd, int lvl, int name, const void *v,
+			   socklen_t l)
+{
+	return REAL(setsockopt)(fd, lvl, name, v, l);
+}
+
+static ssize_t libc_sendto(int fd, const void *b, size_t n, int fl,
+			   const struct sockaddr *a, socklen_t l)
+{
+	return REAL(sendto)(fd, b, n, fl, a, l);
+}
+
+static ssize_t libc_sendmsg(int fd, const struct msghdr *m, int fl)
+{
+	return REAL(sendmsg)(fd, m, fl);
+}
+
+static int libc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	return REAL(epoll_ctl)(epfd, op, fd, ev);
+}
+
+/*
+ * Runs before main: an invalid RUDP_PORTS or RUDP_LOG stops the program
+ * with status 2, naming the bad token.  Failing closed is deliberate: the
+ * user asked for rudp, and silently using TCP instead would hide that.
+ */
+__attribute__((constructor)) static void shim_init(void)
+{
+	char err[256];
+	const char *lvl = getenv("RUDP_LOG");
+
+	if (rudp__log_parse(lvl, &rudp__log_level) < 0) {
+		fprintf(stderr, "rudp: bad RUDP_LOG=%s: use error, warn, info "
+				"or debug\n", lvl);
+		_exit(2);
+	}
+	if (rudp__ports_parse(getenv("RUDP_PORTS"), &ports, err,
+			      sizeof(err)) < 0) {
+		fprintf(stderr, "rudp: %s\n", err);
+		_exit(2);
+	}
+	pthread_once(&resolved, resolve);
+}
+
+/* The port of an AF_INET/AF_INET6 address, or -1 for anything else. */
+static int port_of(const struct sockaddr *a, socklen_t len)
+{
+	if (!a)
+		return -1;
+	if (a->sa_family == AF_INET && len >= sizeof(struct sockaddr_in))
+		return ntohs(((const struct sockaddr_in *)a)->sin_port);
+	if (a->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6))
+		return ntohs(((const struct sockaddr_in6 *)a)->sin6_port);
+	return -1;
+}
+
+static bool marked(const struct sockaddr *a, socklen_t len)
+{
+	int port = port_of(a, len);
+
+	if (port < 0)
+		return false;
+	/* Port 0 (any port) is ours only when every port is. */
+	return port ? rudp__ports_has(&ports, (uint16_t)port) : ports.all;
+}
+
+/* Whether fd is a kernel TCP socket (the kind we may take over). */
+static bool kernel_tcp(int fd, int *domain)
+{
+	int v;
+	socklen_t len = sizeof(v);
+
+	if (libc_getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) < 0 ||
+	    v != IPPROTO_TCP)
+		return false;
+	len = sizeof(v);
+	if (libc_getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) < 0 ||
+	    (v != AF_INET && v != AF_INET6))
+		return false;
+	*domain = v;
+	return true;
+}
+
+/* Whether the shim has anything to do with fd at all: the fast path. */
+static bool ours(int fd)
+{
+	return !rudp__in_core && ports.any && rudp__owns(fd);
+}
+
+/*
+ * epoll registrations of kernel TCP sockets that may still be taken over.
+ * Replacing a descriptor drops its registrations (they belong to the old
+ * file), so we remember them and make them again on the new one: nginx,
+ * for one, registers a socket before connect().
+ */
+struct ereg {
+	int epfd, fd;
+	struct epoll_event ev;
+};
+
+static pthread_mutex_t regs_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ereg *regs;
+static size_t nregs, capregs;
+
+static void regs_forget(int fd)
+{
+	pthread_mutex_lock(&regs_mu);
+	for (size_t i = 0; i < nregs;) {
+		if (regs[i].fd == fd || regs[i].epfd == fd)
+			regs[i] = regs[--nregs];
+		else
+			i++;
+	}
+	pthread_mutex_unlock(&regs_mu);
+}
+
+static void regs_track(int epfd, int op, int fd, const struct epoll_event *ev)
+{
+	int domain;
+
+	pthread_mutex_lock(&regs_mu);
+	for (size_t i = 0; i < nregs; i++) {
+		if (regs[i].epfd != epfd || regs[i].fd != fd)
+			continue;
+		if (op == EPOLL_CTL_DEL)
+			regs[i] = regs[--nregs];
+		else if (ev)
+			regs[i].ev = *ev;
+		goto out;
+	}
+	if (op != EPOLL_CTL_ADD || !ev || !kernel_tcp(fd, &domain))
+		goto out;
+	if (nregs == capregs) {
+		size_t cap = capregs ? 2 * capregs : 16;
+		struct ereg *r = realloc(regs, cap * sizeof(*r));
+		if (!r)
+			goto out; /* only a later take-over loses this one */
+		regs = r;
+		capregs = cap;
+	}
+	regs[nregs++] = (struct ereg){ .epfd = epfd, .fd = fd, .ev = *ev };
+out:
+	pthread_mutex_unlock(&regs_mu);
+}
+
+static void regs_replay(int fd)
+{
+	pthread_mutex_lock(&regs_mu);
+	for (size_t i = 0; i < nregs;) {
+		if (regs[i].fd != fd) {
+			i++;
+			continue;
+		}
+		if (libc_epoll_ctl(regs[i].epfd, EPOLL_CTL_ADD, fd,
+				   &regs[i].ev) < 0)
+			rudp__log(RUDP__LOG_WARN,
+				  "fd %d: cannot restore its epoll registration: %s",
+				  fd, strerror(errno));
+		/* An rudp descriptor needs no tracking: it never changes. */
+		regs[i] = regs[--nregs];
+	}
+	pthread_mutex_unlock(&regs_mu);
+}
+
+/* Options a program commonly sets before connect() or bind(); carried over. */
+static const struct { int level, name; } carried[] = {
+	{ SOL_SOCKET, SO_REUSEADDR }, { SOL_SOCKET, SO_REUSEPORT },
+	{ SOL_SOCKET, SO_KEEPALIVE }, { IPPROTO_TCP, TCP_NODELAY },
+	{ IPPROTO_TCP, TCP_KEEPIDLE }, { IPPROTO_TCP, TCP_KEEPINTVL },
+	{ IPPROTO_TCP, TCP_KEEPCNT },
+};
+
+/*
+ * Replaces kernel TCP socket fd, in place, by an rudp socket: same number,
+ * same O_NONBLOCK and FD_CLOEXEC, the same options and epoll registrations,
+ * and bound to the same address if it was bound.  Returns 0 or -errno.
+ */
+static int take_over(int fd, int domain)
+{
+	struct sockaddr_storage bound;
+	socklen_t blen = sizeof(bound);
+	int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD), n, r = 0;
+	int vals[sizeof(carried) / sizeof(carried[0])];
+	struct linger lg;
+	socklen_t lglen = sizeof(lg);
+
+	if (fl < 0 || fdfl < 0)
+		return -errno;
+	if (libc_getsockname(fd, (struct sockaddr *)&bound, &blen) < 0)
+		blen = 0;
+	for (size_t i = 0; i < sizeof(carried) / sizeof(carried[0]); i++) {
+		socklen_t l = sizeof(vals[i]);
+		if (libc_getsockopt(fd, carried[i].level, carried[i].name,
+				    &vals[i], &l) < 0)
+			vals[i] = 0;
+	}
+	if (libc_getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &lglen) < 0)
+		memset(&lg, 0, sizeof(lg));
+	n = rudp_socket(domain, SOCK_STREAM | SOCK_CLOEXEC |
+			((fl & O_NONBLOCK) ? SOCK_NONBLOCK : 0), 0);
+	if (n < 0)
+		return -errno;
+	if (libc_dup3(n, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+		r = -errno;
+	libc_close(n);
+	if (r < 0)
+		return r;
+	regs_replay(fd);
+	for (size_t i = 0; i < sizeof(carried) / sizeof(carried[0]); i++)
+		if (vals[i])
+			rudp_setsockopt(fd, carried[i].level, carried[i].name,
+					&vals[i], sizeof(vals[i]));
+	if (lg.l_onoff)
+		rudp_setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	if (port_of((struct sockaddr *)&bound, blen) > 0 &&
+	    rudp_bind(fd, (struct sockaddr *)&bound, blen) < 0)
+		return -errno;
+	rudp__log(RUDP__LOG_DEBUG, "fd %d: taken over by rudp", fd);
+	return 0;
+}
+
+/* The one place the shim turns -errno into -1/errno. */
+static int fail(int r)
+{
+	errno = -r;
+	return -1;
+}
+
+static int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	int domain, r;
+
+	if (rudp__in_core || !ports.any)
+		return libc_bind(fd, addr, len);
+	if (rudp__owns(fd))
+		return rudp_bind(fd, addr, len);
+	if (!marked(addr, len) || !kernel_tcp(fd, &domain))
+		return libc_bind(fd, addr, len);
+	r = take_over(fd, domain);
+	if (r < 0)
+		return fail(r);
+	return rudp_bind(fd, addr, len);
+}
+
+static int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	int domain, r;
+
+	if (rudp__in_core || !ports.any)
+		return libc_connect(fd, addr, len);
+	if (rudp__owns(fd))
+		return rudp_connect(fd, addr, len);
+	if (!marked(addr, len) || !kernel_tcp(fd, &domain))
+		return libc_connect(fd, addr, len);
+	r = take_over(fd, domain);
+	if (r < 0)
+		return fail(r);
+	return rudp_connect(fd, addr, len);
+}
+
+static int shim_listen(int fd, int backlog)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int domain, r;
+
+	if (rudp__in_core || !ports.any)
+		return libc_listen(fd, backlog);
+	if (rudp__owns(fd))
+		return rudp_listen(fd, backlog);
+	/*
+	 * listen() on an unbound socket picks a port; which one is unknown
+	 * until then, so only "every port" covers it.
+	 */
+	if (ports.all && kernel_tcp(fd, &domain) &&
+	    libc_getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+	    port_of((struct sockaddr *)&ss, len) == 0) {
+		r = take_over(fd, domain);
+		if (r < 0)
+			return fail(r);
+		return rudp_listen(fd, backlog);
+	}
+	return libc_listen(fd, backlog);
+}
+
+static int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len,
+			int flags)
+{
+	if (ours(fd))
+		return rudp_accept4(fd, addr, len, flags);
+	return libc_accept4(fd, addr, len, flags);
+}
+
+static int shim_accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	if (ours(fd))
+		return rudp_accept(fd, addr, len);
+	return libc_accept(fd, addr, len);
+}
+
+static int shim_close(int fd)
+{
+	if (rudp__in_core)
+		return libc_close(fd);
+	/*
+	 * Programs close descriptors they never opened (daemons, closefrom
+	 * loops); ours must survive that.  The program cannot have meant our
+	 * descriptor, so it is told the close succeeded.
+	 */
+	if (rudp__ownfd_has(fd)) {
+		rudp__log(RUDP__LOG_DEBUG, "close(%d): kept, rudp owns it", fd);
+		return 0;
+	}
+	if (nregs)
+		regs_forget(fd);
+	if (ours(fd))
+		return rudp_close(fd);
+	return libc_close(fd);
+}
+
+/* Calls close_range for [first, last] minus our own descriptors. */
+static int shim_close_range(unsigned first, unsigned last, int flags)
+{
+	unsigned cur = first;
+
+	/* Setting close-on-exec harms nothing: ours have it already. */
+	if (rudp__in_core || (flags & CLOSE_RANGE_CLOEXEC))
+		return libc_close_range(first, last, flags);
+	while (cur <= last) {
+		int own = rudp__ownfd_next(cur > INT32_MAX ? INT32_MAX : (int)cur);
+		if (own < 0 || (unsigned)own > last)
+			return libc_close_range(cur, last, flags);
+		if ((unsigned)own > cur &&
+		    libc_close_range(cur, (unsigned)own - 1, flags) < 0)
+			return -1;
+		cur = (unsigned)own + 1;
+		if (cur == 0)
+			break;
+	}
+	return 0;
+}
+
+static int shim_dup3(int oldfd, int newfd, int flags)
+{
+	/*
+	 * Replacing one of our descriptors would cut a connection's lifeline
+	 * behind our back.  Moving ours aside is not worth the complexity for
+	 * something programs do only by accident, so it is refused.
+	 */
+	if (!rudp__in_core && rudp__ownfd_has(newfd)) {
+		rudp__log(RUDP__LOG_WARN,
+			  "dup to fd %d refused: rudp uses that descriptor",
+			  newfd);
+		return fail(-EBUSY);
+	}
+	return flags == -1 ? libc_dup2(oldfd, newfd)
+			   : libc_dup3(oldfd, newfd, flags);
+}
+
+static int shim_shutdown(int fd, int how)
+{
+	if (ours(fd))
+		return rudp_shutdown(fd, how);
+	return libc_shutdown(fd, how);
+}
+
+static int shim_getsockname(int fd, struct sockaddr *a, socklen_t *l)
+{
+	if (ours(fd))
+		return rudp_getsockname(fd, a, l);
+	return libc_getsockname(fd, a, l);
+}
+
+static int shim_getpeername(int fd, struct sockaddr *a, socklen_t *l)
+{
+	if (ours(fd))
+		return rudp_getpeername(fd, a, l);
+	return libc_getpeername(fd, a, l);
+}
+
+static int shim_getsockopt(int fd, int lvl, int name, void *v, socklen_t *l)
+{
+	if (!ours(fd))
+		return libc_getsockopt(fd, lvl, name, v, l);
+	if (rudp_getsockopt(fd, lvl, name, v, l) == 0)
+		return 0;
+	/*
+	 * Anything rudp does not model is answered by the descriptor itself
+	 * (SO_RCVLOWAT, SO_SNDTIMEO, ...), which is what the program uses.
+	 */
+	return libc_getsockopt(fd, lvl, name, v, l);
+}
+
+static int shim_setsockopt(int fd, int lvl, int name, const void *v,
+			   socklen_t l)
+{
+	if (!ours(fd))
+		return libc_setsockopt(fd, lvl, name, v, l);
+	if (rudp_setsockopt(fd, lvl, name, v, l) == 0)
+		return 0;
+	/*
+	 * The issue's promise: TCP options are accepted, never fail.  Socket
+	 * level ones go to the descriptor (timeouts, low-water marks).
+	 */
+	if (lvl == SOL_SOCKET && libc_setsockopt(fd, lvl, name, v, l) == 0)
+		return 0;
+	if (lvl == IPPROTO_TCP || lvl == IPPROTO_IP || lvl == IPPROTO_IPV6)
+		return 0;
+	return libc_setsockopt(fd, lvl, name, v, l);
+}
+
+/*
+ * sendto() with MSG_FASTOPEN connects and sends in one call; with an
+ * address on a connected rudp socket the address is ignored, as TCP does
+ * (the descriptor underneath would refuse it).
+ */
+static ssize_t shim_sendto(int fd, const void *buf, size_t n, int flags,
+			   const struct sockaddr *a, socklen_t l)
+{
+	int domain;
+
+	if (!a || rudp__in_core || !ports.any)
+		return libc_sendto(fd, buf, n, flags, a, l);
+	if (!rudp__owns(fd)) {
+		if (!(flags & MSG_FASTOPEN) || !marked(a, l) ||
+		    !kernel_tcp(fd, &domain))
+			return libc_sendto(fd, buf, n, flags, a, l);
+		int r = take_over(fd, domain);
+		if (r < 0)
+			return fail(r);
+	}
+	if (flags & MSG_FASTOPEN) {
+		if (rudp_connect(fd, a, l) < 0 && errno != EISCONN)
+			return -1;
+		flags &= ~MSG_FASTOPEN;
+	}
+	return libc_sendto(fd, buf, n, flags, NULL, 0);
+}
+
+static ssize_t shim_sendmsg(int fd, const struct msghdr *m, int flags)
+{
+	struct msghdr copy;
+
+	if (!m || !m->msg_name || rudp__in_core || !ports.any)
+		return libc_sendmsg(fd, m, flags);
+	if (!rudp__owns(fd) && !(flags & MSG_FASTOPEN))
+		return libc_sendmsg(fd, m, flags);
+	if (!rudp__owns(fd)) {
+		int domain, r;
+		if (!marked(m->msg_name, m->msg_namelen) ||
+		    !kernel_tcp(fd, &domain))
+			return libc_sendmsg(fd, m, flags);
+		r = take_over(fd, domain);
+		if (r < 0)
+			return fail(r);
+	}
+	if (flags & MSG_FASTOPEN) {
+		if (rudp_connect(fd, m->msg_name, m->msg_namelen) < 0 &&
+		    errno != EISCONN)
+			return -1;
+		flags &= ~MSG_FASTOPEN;
+	}
+	copy = *m;
+	copy.msg_name = NULL;
+	copy.msg_namelen = 0;
+	return libc_sendmsg(fd, &copy, flags);
+}
+
+static int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	int r = libc_epoll_ctl(epfd, op, fd, ev);
+
+	if (r == 0 && ports.any && !rudp__in_core)
+		regs_track(epfd, op, fd, ev);
+	return r;
+}
+
+/*
+ * The exported libc names: one line each.  glibc declares the address
+ * arguments as transparent unions under _GNU_SOURCE, so ours match.
+ */
+
+EXPORT int bind(int fd, __CONST_SOCKADDR_ARG a, socklen_t l)
+{
+	return shim_bind(fd, a.__sockaddr__, l);
+}
+
+EXPORT int connect(int fd, __CONST_SOCKADDR_ARG a, socklen_t l)
+{
+	return shim_connect(fd, a.__sockaddr__, l);
+}
+
+EXPORT int listen(int fd, int backlog)
+{
+	return shim_listen(fd, backlog);
+}
+
+EXPORT int accept(int fd, __SOCKADDR_ARG a, socklen_t *l)
+{
+	return shim_accept(fd, a.__sockaddr__, l);
+}
+
+EXPORT int accept4(int fd, __SOCKADDR_ARG a, socklen_t *l, int flags)
+{
+	return shim_accept4(fd, a.__sockaddr__, l, flags);
+}
+
+EXPORT int close(int fd)
+{
+	return shim_close(fd);
+}
+
+EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+	return shim_close_range(first, last, flags);
+}
+
+EXPORT void closefrom(int lowfd)
+{
+	(void)shim_close_range(lowfd < 0 ? 0 : (unsigned)lowfd, ~0U, 0);
+}
+
+EXPORT int dup2(int oldfd, int newfd)
+{
+	return shim_dup3(oldfd, newfd, -1);
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	return shim_dup3(oldfd, newfd, flags);
+}
+
+EXPORT int shutdown(int fd, int how)
+{
+	return shim_shutdown(fd, how);
+}
+
+EXPORT int getsockname(int fd, __SOCKADDR_ARG a, socklen_t *l)
+{
+	return shim_getsockname(fd, a.__sockaddr__, l);
+}
+
+EXPORT int getpeername(int fd, __SOCKADDR_ARG a, socklen_t *l)
+{
+	return shim_getpeername(fd, a.__sockaddr__, l);
+}
+
+EXPORT int getsockopt(int fd, int lvl, int name, void *v, socklen_t *l)
+{
+	return shim_getsockopt(fd, lvl, name, v, l);
+}
+
+EXPORT int setsockopt(int fd, int lvl, int name, const void *v, socklen_t l)
+{
+	return shim_setsockopt(fd, lvl, name, v, l);
+}
+
+EXPORT ssize_t sendto(int fd, const void *b, size_t n, int flags,
+		      __CONST_SOCKADDR_ARG a, socklen_t l)
+{
+	return shim_sendto(fd, b, n, flags, a.__sockaddr__, l);
+}
+
+EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
+{
+	return shim_sendmsg(fd, m, flags);
+}
+
+EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	return shim_epoll_ctl(epfd, op, fd, ev);
+}
