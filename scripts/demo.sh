@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Shows rudp working: builds the library and examples/hello, then runs a
-# listener and a connector in two processes with RUDP_LOG=debug, so that
-# every state transition of the three-way handshake is printed.  As root,
-# with ip netns and nft available, both run inside a private network
-# namespace (tests/netns-run.sh) whose nftables counters prove the traffic
-# was UDP and that no TCP was sent; elsewhere they run on 127.0.0.1.
+# Shows rudp working: builds the library, the shim and examples/hello, then
+# runs two acts, each a listener and a connector in two processes with
+# RUDP_LOG=debug, so that every state transition of the three-way handshake
+# is printed:
+#   1. examples/hello, a small program written against the C API;
+#   2. two unmodified netcat (nc) processes under the LD_PRELOAD shim, whose
+#      TCP connection is carried over rudp.
+# As root, with ip netns and nft available, each act runs inside a private
+# network namespace (tests/netns-run.sh) whose nftables counters prove the
+# traffic was UDP and that no TCP was sent; elsewhere on 127.0.0.1.
 #
 #   scripts/demo.sh
 #   PORT=9100 BUILD_DIR=build scripts/demo.sh
@@ -40,7 +44,25 @@ trap 'exit 143' TERM
 # each line of their output tagged with its side, and checks both outcomes.
 # This is the part that runs inside the network namespace when there is one.
 run_pair() {
-	local hello=$1 port=$2 rpid cstatus lstatus=0 i
+	local act=$1 port=$2 rpid cstatus lstatus=0 i
+	local -a listen_cmd connect_cmd
+	local ready accepted
+
+	case $act in
+	hello)
+		listen_cmd=("$hello" listen "$port")
+		connect_cmd=("$hello" connect 127.0.0.1 "$port")
+		ready='listening on'
+		accepted='accepted a connection'
+		;;
+	nc)
+		# nc -l exits by itself once its one client has gone.
+		listen_cmd=("$rudp_run" -p "$port" -- nc -v -l 127.0.0.1 "$port")
+		connect_cmd=("$rudp_run" -p "$port" -- nc -v -z 127.0.0.1 "$port")
+		ready='Listening on'
+		accepted='Connection received'
+		;;
+	esac
 
 	tmp=$(mktemp -d)
 	mkfifo "$tmp/listener"
@@ -48,23 +70,23 @@ run_pair() {
 	# listener itself, which the cleanup can then kill.
 	sed -u 's/^/  listener  | /' <"$tmp/listener" | tee "$tmp/listener.log" &
 	rpid=$!
-	echo "--- listener: RUDP_LOG=debug hello listen $port"
-	RUDP_LOG=debug timeout "$SIDE_TIMEOUT" "$hello" listen "$port" \
+	echo "--- listener: RUDP_LOG=debug ${listen_cmd[*]##*/}"
+	RUDP_LOG=debug timeout "$SIDE_TIMEOUT" "${listen_cmd[@]}" \
 		>"$tmp/listener" 2>&1 &
 	lpid=$!
 
 	# Connecting before the listener is bound would only show a
 	# retransmitted SYN, so wait until it says it is listening.
 	for ((i = 0; i < 100; i++)); do
-		grep -qs 'listening on' "$tmp/listener.log" && break
+		grep -qs "$ready" "$tmp/listener.log" && break
 		kill -0 "$lpid" 2>/dev/null || break
 		sleep 0.1
 	done
 
-	echo "--- connector: RUDP_LOG=debug hello connect 127.0.0.1 $port"
+	echo "--- connector: RUDP_LOG=debug ${connect_cmd[*]##*/}"
 	set +e
 	# --foreground keeps the connector in our process group, so ^C reaches it.
-	RUDP_LOG=debug timeout --foreground "$SIDE_TIMEOUT" "$hello" connect 127.0.0.1 "$port" \
+	RUDP_LOG=debug timeout --foreground "$SIDE_TIMEOUT" "${connect_cmd[@]}" \
 		2>&1 | sed -u 's/^/  connector | /'
 	cstatus=${PIPESTATUS[0]}
 	set -e
@@ -84,7 +106,7 @@ run_pair() {
 		say "FAIL: the connector did not connect"
 		return 1
 	fi
-	if [ "$lstatus" -ne 0 ] || ! grep -q 'accepted a connection' "$tmp/listener.log"; then
+	if [ "$lstatus" -ne 0 ] || ! grep -q "$accepted" "$tmp/listener.log"; then
 		say "FAIL: the listener did not accept the connection"
 		return 1
 	fi
@@ -114,49 +136,58 @@ pick_port() {
 
 # netns-run.sh calls this script again with --pair inside the namespace.
 if [ "${1:-}" = "--pair" ]; then
-	run_pair "$2" "$3"
+	hello=$3
+	rudp_run=$4
+	export RUDP_SHIM=$5
+	run_pair "$2" "$6"
 	exit
 fi
 
 build_dir=${BUILD_DIR:-build}
 ensure_packages
 ensure_configured "$build_dir"
-# Only the example is needed, so a test file someone is still writing
-# cannot stop the demo.
-ninja -C "$build_dir" examples/hello
+# Only what the demo runs is built, so a test file someone is still writing
+# cannot stop it.
+ninja -C "$build_dir" examples/hello shim/librudp_shim.so
 hello=$(realpath "$build_dir/examples/hello")
+shim=$(realpath "$build_dir/shim/librudp_shim.so")
+rudp_run=$RUDP_ROOT/scripts/rudp-run
+export RUDP_SHIM=$shim
 
-echo
-echo "=== rudp demo: a reliable three-way handshake between two processes"
-echo "=== over real UDP, with every state transition logged (RUDP_LOG=debug)"
+# Runs one act, in a namespace with the UDP proof when possible.
+act() {
+	local name=$1 title=$2 port status=0
 
-if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && command -v nft >/dev/null; then
-	# A fresh namespace has no other sockets, so the default port is free.
-	port=${PORT:-9000}
-	echo "=== inside a private network namespace where nftables drops all TCP"
-	echo "=== and counts UDP; listener on UDP port $port"
 	echo
-	status=0
-	tests/netns-run.sh "$RUDP_ROOT/scripts/demo.sh" --pair "$hello" "$port" ||
-		status=$?
-	if [ "$status" -eq 0 ]; then
-		echo
-		echo "=== PASS: connected and accepted; nftables counted the UDP packets"
-		echo "=== above and dropped no TCP, so the handshake went over UDP"
-		exit 0
+	echo "=== Act: $title"
+	if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && command -v nft >/dev/null; then
+		# A fresh namespace has no other sockets: the port is free.
+		port=${PORT:-9000}
+		echo "=== inside a private network namespace where nftables drops"
+		echo "=== all TCP and counts UDP; listener on UDP port $port"
+		tests/netns-run.sh "$RUDP_ROOT/scripts/demo.sh" --pair "$name" \
+			"$hello" "$rudp_run" "$shim" "$port" || status=$?
+		if [ "$status" -eq 0 ]; then
+			echo "=== PASS: connected and accepted; nftables counted the UDP"
+			echo "=== packets above and dropped no TCP: it all went over UDP"
+			return 0
+		fi
+		[ "$status" -eq 77 ] || { echo "=== FAIL (status $status)"; return 1; }
+		say "network namespaces are unavailable here; using 127.0.0.1"
 	fi
-	[ "$status" -eq 77 ] || { echo "=== FAIL (status $status)"; exit 1; }
-	say "network namespaces are unavailable here; running on 127.0.0.1 instead"
-fi
+	port=$(pick_port)
+	echo "=== on this host's loopback, 127.0.0.1; listener on UDP port $port"
+	echo "=== (run as root with ip and nft for the proof that no TCP was used)"
+	if run_pair "$name" "$port"; then
+		echo "=== PASS: the connector connected and the listener accepted"
+		return 0
+	fi
+	echo "=== FAIL"
+	return 1
+}
 
-port=$(pick_port)
-echo "=== on this host's loopback, 127.0.0.1; listener on UDP port $port"
-echo "=== (run as root with ip and nft for the proof that no TCP was used)"
 echo
-if run_pair "$hello" "$port"; then
-	echo
-	echo "=== PASS: the connector connected and the listener accepted"
-	exit 0
-fi
-echo "=== FAIL"
-exit 1
+echo "=== rudp demo: reliable three-way handshakes over real UDP, with every"
+echo "=== state transition logged (RUDP_LOG=debug)"
+act hello "a program written against the C API (examples/hello)"
+act nc "two unmodified nc processes under the shim (scripts/rudp-run)"
