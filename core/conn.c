@@ -6,9 +6,12 @@
 #include "endpoint.h"
 #include "log.h"
 
+/* RFC 6675's DupThresh: sacked segments above a hole that make it a loss. */
+#define DUPTHRESH 3
+
 /*
- * The legal transitions (RFC 793's diagram, limited to the states this
- * version has).  Anything not listed is a bug in the caller, refused here.
+ * The legal transitions (RFC 793's diagram, without simultaneous open).
+ * Anything not listed is a bug in the caller, refused here.
  */
 static const bool legal[RUDP__NSTATES][RUDP__NSTATES] = {
 	[RUDP__CLOSED] = {
@@ -28,7 +31,33 @@ static const bool legal[RUDP__NSTATES][RUDP__NSTATES] = {
 		[RUDP__CLOSED] = true,      /* RST, timeout, listener closed */
 	},
 	[RUDP__ESTABLISHED] = {
-		[RUDP__CLOSED] = true,      /* RST, abort */
+		[RUDP__FIN_WAIT_1] = true,  /* close() or shutdown(SHUT_WR) */
+		[RUDP__CLOSE_WAIT] = true,  /* the peer's FIN */
+		[RUDP__CLOSED] = true,      /* RST, timeout, abort */
+	},
+	[RUDP__FIN_WAIT_1] = {
+		[RUDP__FIN_WAIT_2] = true,  /* our FIN acknowledged */
+		[RUDP__CLOSING] = true,     /* the peer's FIN, ours unacked */
+		[RUDP__TIME_WAIT] = true,   /* the peer's FIN acking ours */
+		[RUDP__CLOSED] = true,      /* RST, timeout, abort */
+	},
+	[RUDP__FIN_WAIT_2] = {
+		[RUDP__TIME_WAIT] = true,   /* the peer's FIN */
+		[RUDP__CLOSED] = true,      /* RST, orphan timeout, abort */
+	},
+	[RUDP__CLOSE_WAIT] = {
+		[RUDP__LAST_ACK] = true,    /* close() or shutdown(SHUT_WR) */
+		[RUDP__CLOSED] = true,      /* RST, timeout, abort */
+	},
+	[RUDP__CLOSING] = {
+		[RUDP__TIME_WAIT] = true,   /* our FIN acknowledged */
+		[RUDP__CLOSED] = true,      /* RST, timeout, abort */
+	},
+	[RUDP__LAST_ACK] = {
+		[RUDP__CLOSED] = true,      /* our FIN acknowledged, RST, timeout */
+	},
+	[RUDP__TIME_WAIT] = {
+		[RUDP__CLOSED] = true,      /* the timer */
 	},
 };
 
@@ -40,6 +69,12 @@ const char *rudp__state_name(enum rudp__state s)
 	case RUDP__SYN_SENT: return "SYN_SENT";
 	case RUDP__SYN_RCVD: return "SYN_RCVD";
 	case RUDP__ESTABLISHED: return "ESTABLISHED";
+	case RUDP__FIN_WAIT_1: return "FIN_WAIT_1";
+	case RUDP__FIN_WAIT_2: return "FIN_WAIT_2";
+	case RUDP__CLOSE_WAIT: return "CLOSE_WAIT";
+	case RUDP__CLOSING: return "CLOSING";
+	case RUDP__LAST_ACK: return "LAST_ACK";
+	case RUDP__TIME_WAIT: return "TIME_WAIT";
 	}
 	return "?";
 }
@@ -51,8 +86,30 @@ bool rudp__state_legal(enum rudp__state from, enum rudp__state to)
 	return legal[from][to];
 }
 
+/* States in which both sides know each other's sequence numbers. */
+static bool synchronized(enum rudp__state s)
+{
+	switch (s) {
+	case RUDP__CLOSED:
+	case RUDP__LISTEN:
+	case RUDP__SYN_SENT:
+		return false;
+	case RUDP__SYN_RCVD:
+	case RUDP__ESTABLISHED:
+	case RUDP__FIN_WAIT_1:
+	case RUDP__FIN_WAIT_2:
+	case RUDP__CLOSE_WAIT:
+	case RUDP__CLOSING:
+	case RUDP__LAST_ACK:
+	case RUDP__TIME_WAIT:
+		return true;
+	}
+	return false;
+}
+
 void rudp__cfg_default(struct rudp__cfg *cfg)
 {
+	memset(cfg, 0, sizeof(*cfg));
 	cfg->rto_initial = 1 * RUDP__SEC;
 	/*
 	 * RFC 6298 asks for a 1 s floor; like Linux we use 200 ms, since a
@@ -64,7 +121,24 @@ void rudp__cfg_default(struct rudp__cfg *cfg)
 	/* Linux's defaults: a silent peer fails connect() after ~127 s. */
 	cfg->syn_retries = 6;
 	cfg->synack_retries = 5;
-	cfg->rcv_wnd = 256 * 1024;
+	/*
+	 * Linux's tcp_retries2 (15) means up to half an hour; a quarter of
+	 * that many doublings from a 200 ms RTO still rides out minute-long
+	 * outages but reports a dead peer in under two minutes.
+	 */
+	cfg->data_retries = 8;
+	cfg->rcv_wnd = 1024 * 1024;
+	cfg->snd_buf = 1024 * 1024;
+	/* Fits a 1280-byte IPv6 minimum MTU path; the route MTU raises it. */
+	cfg->mss = 1280 - 48 - RUDP__HDR_LEN - RUDP__MAX_SACK * RUDP__SACK_LEN;
+	cfg->delack = 20 * RUDP__MSEC;
+	cfg->time_wait = 2 * RUDP__SEC;
+	cfg->fin_timeout = 60 * RUDP__SEC;
+	/* Linux's keepalive defaults: 2 h idle, 75 s apart, 9 probes. */
+	cfg->ka_idle = 7200 * RUDP__SEC;
+	cfg->ka_intvl = 75 * RUDP__SEC;
+	cfg->ka_cnt = 9;
+	cfg->cc = &rudp__cc_newreno;
 }
 
 static void enqueue_accept(struct rudp__conn *l, struct rudp__conn *c)
@@ -82,6 +156,7 @@ static void enqueue_accept(struct rudp__conn *l, struct rudp__conn *c)
 static void on_enter(struct rudp__conn *c, enum rudp__state from)
 {
 	struct rudp__conn *l = c->listener;
+	const struct rudp__cfg *cfg = &c->ep->cfg;
 
 	switch (c->state) {
 	case RUDP__ESTABLISHED:
@@ -93,6 +168,9 @@ static void on_enter(struct rudp__conn *c, enum rudp__state from)
 		    c->rtt.rto < 3 * RUDP__SEC)
 			rudp__rtt_init(&c->rtt, 3 * RUDP__SEC, c->rtt.min_rto,
 				       c->rtt.max_rto);
+		c->retries = cfg->data_retries;
+		rudp__rcvbuf_init(&c->rb, cfg->rcv_wnd, c->rcv_nxt);
+		rudp__cc_init(&c->cc, cfg->cc, c->mss);
 		if (l && from == RUDP__SYN_RCVD) {
 			l->npending--;
 			enqueue_accept(l, c);
@@ -100,8 +178,11 @@ static void on_enter(struct rudp__conn *c, enum rudp__state from)
 		break;
 	case RUDP__CLOSED:
 		rudp__rtx_clear(&c->rtx);
-		c->rto_at = RUDP__NEVER;
+		c->rto_at = c->delack_at = c->tw_at = c->ka_at = RUDP__NEVER;
 		c->ack_pending = false;
+		c->ka_due = false;
+		/* Bytes no one can send any more are not kept either. */
+		rudp__sndbuf_free(&c->sb);
 		if (l && from == RUDP__SYN_RCVD) {
 			/* A half-open child dies quietly; the listener goes on. */
 			l->npending--;
@@ -110,9 +191,22 @@ static void on_enter(struct rudp__conn *c, enum rudp__state from)
 		if (c->ep->listener == c)
 			c->ep->listener = NULL;
 		break;
+	case RUDP__TIME_WAIT:
+		c->tw_at = c->last_rx + cfg->time_wait;
+		c->rto_at = RUDP__NEVER;
+		break;
+	case RUDP__FIN_WAIT_2:
+		/* An orphan must not wait forever for a peer that never ends. */
+		if (c->app_closed)
+			c->tw_at = c->last_rx + cfg->fin_timeout;
+		break;
 	case RUDP__LISTEN:
 	case RUDP__SYN_SENT:
 	case RUDP__SYN_RCVD:
+	case RUDP__FIN_WAIT_1:
+	case RUDP__CLOSE_WAIT:
+	case RUDP__CLOSING:
+	case RUDP__LAST_ACK:
 		break;
 	}
 }
@@ -151,9 +245,9 @@ static int send_syn(struct rudp__conn *c, unsigned retries)
 
 int rudp__conn_connect(struct rudp__conn *c, rudp__usec now)
 {
-	(void)now;
 	if (c->state != RUDP__CLOSED)
 		return -EISCONN;
+	c->last_rx = now;
 	int r = send_syn(c, c->ep->cfg.syn_retries);
 	if (r < 0)
 		return r;
@@ -175,28 +269,99 @@ int rudp__conn_listen(struct rudp__conn *c, unsigned backlog)
 	return rudp__conn_set_state(c, RUDP__LISTEN);
 }
 
+static void fail(struct rudp__conn *c, int err)
+{
+	c->err = err;
+	(void)rudp__conn_set_state(c, RUDP__CLOSED);
+}
+
+/* Sequence number just past the last byte the program has given us. */
+static uint32_t data_end(const struct rudp__conn *c)
+{
+	return c->snd_una + (uint32_t)c->sb.len;
+}
+
 /*
  * Takes in the acknowledgment h carries, which the caller has checked lies
- * in (snd_una, snd_nxt].  Feeds the RTT estimator (Karn's rule applies in
- * rtx) and restarts or stops the retransmission timer (RFC 6298 5.2, 5.3).
+ * in [snd_una, snd_nxt].  Releases acknowledged bytes, feeds the RTT
+ * estimator and congestion control, and restarts or stops the
+ * retransmission timer (RFC 6298 5.2, 5.3).
  */
 static void take_ack(struct rudp__conn *c, const struct rudp__hdr *h,
 		     rudp__usec now)
 {
 	rudp__usec sample;
+	uint32_t acked;
 
 	c->snd_wnd = h->wnd;
+	/* Any acceptable ack proves the peer alive. */
+	c->rto_fails = 0;
 	if (!rudp__seq_gt(h->ack, c->snd_una))
 		return;
+	acked = h->ack - c->snd_una;
+	/* The SYN and FIN take sequence space but no buffer. */
+	if (c->sb.len) {
+		uint32_t skip = (c->snd_una == c->iss) ? 1 : 0;
+		size_t bytes = acked - skip < c->sb.len ? acked - skip
+							: c->sb.len;
+		rudp__sndbuf_consume(&c->sb, bytes);
+		rudp__ep_event(c->ep, c, RUDP__EV_WRITABLE);
+	}
 	c->snd_una = h->ack;
+	c->dupacks = 0;
 	if (rudp__rtx_ack(&c->rtx, h->ack, now, &sample) == 0)
 		return;
+	/*
+	 * An echoed timestamp measures the round trip even across
+	 * retransmissions (RFC 7323); the queue's own Karn-filtered sample
+	 * covers a peer that echoes nothing.
+	 */
+	if (h->tsecr && (uint32_t)now - h->tsecr < (uint32_t)(60 * RUDP__SEC))
+		sample = (uint32_t)now - h->tsecr;
 	if (sample != RUDP__NEVER)
 		rudp__rtt_sample(&c->rtt, sample);
 	c->backoff = 0;
+	if (c->in_recovery && rudp__seq_ge(h->ack, c->recover)) {
+		c->in_recovery = false;
+		c->cc.in_recovery = 0;
+	}
+	if (c->cc.ops && c->state != RUDP__SYN_SENT &&
+	    c->state != RUDP__SYN_RCVD)
+		c->cc.ops->on_ack(&c->cc, acked, now);
 	c->rto_at = rudp__rtx_empty(&c->rtx)
 			    ? RUDP__NEVER
 			    : now + rudp__rtt_rto(&c->rtt, 0);
+}
+
+/* Enters fast recovery once per window of data (RFC 6582's "recover"). */
+static void on_loss(struct rudp__conn *c, rudp__usec now)
+{
+	c->ep->stats.fast_retransmits++;
+	if (c->in_recovery)
+		return;
+	c->in_recovery = true;
+	c->recover = c->snd_nxt;
+	c->cc.ops->on_loss(&c->cc, c->rtx.flight, now);
+	c->cc.in_recovery = 1;
+}
+
+/* SACK blocks and duplicate acks: the scoreboard and loss detection. */
+static void take_sack(struct rudp__conn *c, const struct rudp__hdr *h,
+		      bool dup, rudp__usec now)
+{
+	size_t news = 0;
+
+	if (h->nsack)
+		news = rudp__rtx_sack(&c->rtx, h->sack, h->nsack);
+	if (news) {
+		if (rudp__rtx_detect_loss(&c->rtx, DUPTHRESH))
+			on_loss(c, now);
+		return;
+	}
+	/* Without SACK news, three duplicate acks mean the head is lost. */
+	if (dup && c->rtx.flight && ++c->dupacks == DUPTHRESH &&
+	    rudp__rtx_lose_head(&c->rtx))
+		on_loss(c, now);
 }
 
 static bool ack_acceptable(const struct rudp__conn *c,
@@ -204,12 +369,6 @@ static bool ack_acceptable(const struct rudp__conn *c,
 {
 	return (h->flags & RUDP__F_ACK) && rudp__seq_gt(h->ack, c->snd_una) &&
 	       rudp__seq_le(h->ack, c->snd_nxt);
-}
-
-static void fail(struct rudp__conn *c, int err)
-{
-	c->err = err;
-	(void)rudp__conn_set_state(c, RUDP__CLOSED);
 }
 
 /*
@@ -221,24 +380,20 @@ static void on_rst(struct rudp__conn *c, const struct rudp__hdr *h)
 {
 	uint32_t wnd = c->rcv_wnd ? c->rcv_wnd : 1;
 
-	switch (c->state) {
-	case RUDP__CLOSED:
-	case RUDP__LISTEN:
-		return;
-	case RUDP__SYN_SENT:
+	if (c->state == RUDP__SYN_SENT) {
 		if (!(h->flags & RUDP__F_ACK) || h->ack != c->snd_nxt)
 			return;
 		c->ep->stats.resets_in++;
 		fail(c, ECONNREFUSED);
 		return;
-	case RUDP__SYN_RCVD:
-	case RUDP__ESTABLISHED:
-		if (!rudp__seq_in(h->seq, c->rcv_nxt, c->rcv_nxt + wnd))
-			return;
-		c->ep->stats.resets_in++;
-		fail(c, ECONNRESET);
-		return;
 	}
+	if (!synchronized(c->state))
+		return;
+	if (!rudp__seq_in(h->seq, c->rcv_nxt, c->rcv_nxt + wnd))
+		return;
+	c->ep->stats.resets_in++;
+	/* A reset ends TIME_WAIT quietly; elsewhere it is news. */
+	fail(c, c->state == RUDP__TIME_WAIT ? 0 : ECONNRESET);
 }
 
 /* The seed's LISTEN handler: a SYN creates a child in SYN_RCVD. */
@@ -249,11 +404,10 @@ static void on_listen(struct rudp__conn *l, const struct sockaddr *from,
 	struct rudp__ep *ep = l->ep;
 	struct rudp__conn *c;
 
-	unsigned extra = ep->ops.backlog_extra
-				 ? ep->ops.backlog_extra(ep->ops.ud, l) : 0;
-
 	if (h->flags != RUDP__F_SYN)
 		return;
+	unsigned extra = ep->ops.backlog_extra
+				 ? ep->ops.backlog_extra(ep->ops.ud, l) : 0;
 	if (l->npending + l->nqueued + extra >= l->backlog) {
 		/* Silence, not a reset: the peer retries as it would on TCP. */
 		ep->stats.backlog_drops++;
@@ -269,6 +423,7 @@ static void on_listen(struct rudp__conn *l, const struct sockaddr *from,
 	c->rcv_nxt = h->seq + 1;
 	c->snd_wnd = h->wnd;
 	c->ts_recent = h->tsval;
+	c->last_rx = now;
 	if (send_syn(c, ep->cfg.synack_retries) < 0) {
 		rudp__ep_settle(ep, c);
 		return;
@@ -277,7 +432,6 @@ static void on_listen(struct rudp__conn *l, const struct sockaddr *from,
 	c->listener = l;
 	l->npending++;
 	(void)rudp__conn_set_state(c, RUDP__SYN_RCVD);
-	(void)now;
 	rudp__ep_settle(ep, c);
 }
 
@@ -302,10 +456,213 @@ static void on_syn_sent(struct rudp__conn *c, const struct sockaddr *from,
 	(void)rudp__conn_set_state(c, RUDP__ESTABLISHED);
 }
 
+/*
+ * Moves to the state the peer's FIN leads to, once every byte before it is
+ * in.  FIN_WAIT_1 goes to TIME_WAIT directly if the same segment acked ours.
+ */
+static void fin_arrived(struct rudp__conn *c)
+{
+	c->fin_rcvd = true;
+	c->rcv_nxt = c->peer_fin_seq + 1;
+	c->ack_pending = true;
+	rudp__ep_event(c->ep, c, RUDP__EV_READABLE);
+	switch (c->state) {
+	case RUDP__ESTABLISHED:
+		(void)rudp__conn_set_state(c, RUDP__CLOSE_WAIT);
+		break;
+	case RUDP__FIN_WAIT_1:
+		(void)rudp__conn_set_state(c, rudp__seq_gt(c->snd_una,
+							   c->fin_seq)
+						      ? RUDP__TIME_WAIT
+						      : RUDP__CLOSING);
+		break;
+	case RUDP__FIN_WAIT_2:
+		(void)rudp__conn_set_state(c, RUDP__TIME_WAIT);
+		break;
+	case RUDP__CLOSED:
+	case RUDP__LISTEN:
+	case RUDP__SYN_SENT:
+	case RUDP__SYN_RCVD:
+	case RUDP__CLOSE_WAIT:
+	case RUDP__CLOSING:
+	case RUDP__LAST_ACK:
+	case RUDP__TIME_WAIT:
+		break;
+	}
+}
+
+/* Our FIN was acknowledged: where that leads. */
+static void fin_acked(struct rudp__conn *c)
+{
+	switch (c->state) {
+	case RUDP__FIN_WAIT_1:
+		(void)rudp__conn_set_state(c, RUDP__FIN_WAIT_2);
+		break;
+	case RUDP__CLOSING:
+		(void)rudp__conn_set_state(c, RUDP__TIME_WAIT);
+		break;
+	case RUDP__LAST_ACK:
+		(void)rudp__conn_set_state(c, RUDP__CLOSED);
+		break;
+	case RUDP__CLOSED:
+	case RUDP__LISTEN:
+	case RUDP__SYN_SENT:
+	case RUDP__SYN_RCVD:
+	case RUDP__ESTABLISHED:
+	case RUDP__FIN_WAIT_2:
+	case RUDP__CLOSE_WAIT:
+	case RUDP__TIME_WAIT:
+		break;
+	}
+}
+
+/* Whether this state still takes the peer's data. */
+static bool receiving(enum rudp__state s)
+{
+	return s == RUDP__ESTABLISHED || s == RUDP__FIN_WAIT_1 ||
+	       s == RUDP__FIN_WAIT_2;
+}
+
+/*
+ * Payload and FIN of a segment that passed the ack checks.  Decides when
+ * to acknowledge: at once for anything out of order, duplicated or final,
+ * otherwise every second full segment or after the delayed-ack timeout.
+ */
+static void take_data(struct rudp__conn *c, const struct rudp__hdr *h,
+		      const uint8_t *payload, rudp__usec now)
+{
+	bool dup = true;
+	int adv = 0;
+
+	if (h->len) {
+		if (!receiving(c->state) || c->app_closed) {
+			/*
+			 * Data for a program that has closed: as TCP, reset,
+			 * so the sender learns its bytes went nowhere.
+			 */
+			if (c->app_closed && receiving(c->state)) {
+				c->rst_pending = true;
+				fail(c, ECONNRESET);
+				return;
+			}
+			c->ack_pending = true;
+			return;
+		}
+		adv = rudp__rcvbuf_insert(&c->rb, h->seq, payload, h->len,
+					  &dup);
+		if (adv < 0)
+			adv = 0;
+		if (dup)
+			c->ep->stats.dup_data += h->len;
+		if (adv > 0) {
+			c->ep->stats.data_in += (uint64_t)adv;
+			c->rcv_nxt = c->rb.nxt;
+			/* RFC 7323: echo the segment that advanced us. */
+			c->ts_recent = h->tsval;
+			rudp__ep_event(c->ep, c, RUDP__EV_READABLE);
+		}
+		if (dup || h->seq != c->rb.nxt - (uint32_t)adv ||
+		    c->rb.nooo) {
+			c->ack_pending = true;
+		} else if (++c->segs_unacked >= 2 || h->len < c->mss) {
+			/*
+			 * Every second full segment, and the end of a burst
+			 * (a short segment) at once: a request/response
+			 * exchange must not wait out the delayed-ack timer.
+			 */
+			c->ack_pending = true;
+		} else if (c->delack_at == RUDP__NEVER) {
+			c->delack_at = now + c->ep->cfg.delack;
+		}
+	}
+	if (h->flags & RUDP__F_FIN) {
+		c->peer_fin_known = true;
+		c->peer_fin_seq = h->seq + h->len;
+		c->ack_pending = true;
+	}
+	if (c->peer_fin_known && !c->fin_rcvd && receiving(c->state) &&
+	    c->rb.nxt == c->peer_fin_seq)
+		fin_arrived(c);
+}
+
+/* Everything after the handshake: the seed's ESTABLISHED and beyond. */
+static void on_synchronized(struct rudp__conn *c, const struct sockaddr *from,
+			    socklen_t fromlen, const struct rudp__hdr *h,
+			    const uint8_t *payload, rudp__usec now)
+{
+	uint32_t seg_len = h->len + ((h->flags & RUDP__F_FIN) ? 1 : 0);
+	uint32_t wnd = rudp__rcvbuf_window(&c->rb);
+
+	if (h->flags & RUDP__F_SYN) {
+		/*
+		 * A retransmitted SYN or SYNACK means our ACK was lost; only
+		 * one for this very connection (same initial sequence) gets
+		 * a fresh ACK, anything else is ignored.
+		 */
+		if (h->seq == c->irs)
+			c->ack_pending = true;
+		return;
+	}
+	/*
+	 * RFC 793's acceptability test: some of the segment must fall in
+	 * the window (a zero window takes only empty segments at rcv_nxt).
+	 * Anything else is old or from the future: say where we are.
+	 */
+	bool ok = seg_len == 0
+			  ? rudp__seq_in(h->seq, c->rcv_nxt,
+					 c->rcv_nxt + (wnd ? wnd : 1))
+			  : wnd && (rudp__seq_in(h->seq, c->rcv_nxt,
+						 c->rcv_nxt + wnd) ||
+				    rudp__seq_in(h->seq + seg_len - 1,
+						 c->rcv_nxt, c->rcv_nxt + wnd));
+	if (!ok) {
+		if (seg_len)
+			c->ep->stats.dup_data += h->len;
+		c->ack_pending = true;
+		/* A keepalive probe or a stray old segment is still life. */
+		if (h->flags & RUDP__F_ACK) {
+			c->ka_probes = 0;
+			c->rto_fails = 0;
+		}
+		return;
+	}
+	if (!(h->flags & RUDP__F_ACK))
+		return;
+	if (rudp__seq_gt(h->ack, c->snd_nxt)) {
+		/* Acks what we never sent: say where we are, drop it. */
+		c->ack_pending = true;
+		return;
+	}
+	c->ka_probes = 0;
+	if (rudp__seq_ge(h->ack, c->snd_una)) {
+		bool dup = h->ack == c->snd_una && seg_len == 0 &&
+			   h->wnd == c->snd_wnd;
+		bool fin_was_out = c->fin_sent &&
+				   !rudp__seq_gt(c->snd_una, c->fin_seq);
+		take_ack(c, h, now);
+		take_sack(c, h, dup, now);
+		if (fin_was_out && rudp__seq_gt(c->snd_una, c->fin_seq))
+			fin_acked(c);
+		if (c->state == RUDP__CLOSED)
+			return;
+	}
+	if (c->state == RUDP__TIME_WAIT) {
+		/* A retransmitted FIN: ack it again and wait anew. */
+		if (h->flags & RUDP__F_FIN) {
+			c->ack_pending = true;
+			c->tw_at = now + c->ep->cfg.time_wait;
+		}
+		return;
+	}
+	(void)from;
+	(void)fromlen;
+	take_data(c, h, payload, now);
+}
+
 /* The seed's SYN_RCVD handler: the ACK of our SYNACK completes it. */
 static void on_syn_rcvd(struct rudp__conn *c, const struct sockaddr *from,
 			socklen_t fromlen, const struct rudp__hdr *h,
-			rudp__usec now)
+			const uint8_t *payload, rudp__usec now)
 {
 	if (h->flags == RUDP__F_SYN) {
 		/* The peer never got our SYNACK: send it again, now. */
@@ -324,32 +681,17 @@ static void on_syn_rcvd(struct rudp__conn *c, const struct sockaddr *from,
 	c->ts_recent = h->tsval;
 	take_ack(c, h, now);
 	(void)rudp__conn_set_state(c, RUDP__ESTABLISHED);
-}
-
-static void on_established(struct rudp__conn *c, const struct rudp__hdr *h,
-			   rudp__usec now)
-{
-	if (h->flags & RUDP__F_SYN) {
-		/*
-		 * A retransmitted SYN or SYNACK means our ACK was lost; only
-		 * one for this very connection (same initial sequence) gets
-		 * a fresh ACK, anything else is ignored.
-		 */
-		if (h->seq == c->irs)
-			c->ack_pending = true;
-		return;
-	}
-	if (!(h->flags & RUDP__F_ACK) || !rudp__seq_le(h->ack, c->snd_nxt))
-		return;
-	c->ts_recent = h->tsval;
-	take_ack(c, h, now);
+	/* The ACK that completes the handshake may already carry data. */
+	if (h->len || (h->flags & RUDP__F_FIN))
+		on_synchronized(c, from, fromlen, h, payload, now);
 }
 
 void rudp__conn_input(struct rudp__conn *c, const struct sockaddr *from,
 		      socklen_t fromlen, const struct rudp__hdr *h,
 		      const uint8_t *payload, rudp__usec now)
 {
-	(void)payload;
+	if (synchronized(c->state))
+		c->last_rx = now;
 	if (h->flags & RUDP__F_RST) {
 		on_rst(c, h);
 		return;
@@ -364,49 +706,207 @@ void rudp__conn_input(struct rudp__conn *c, const struct sockaddr *from,
 		on_syn_sent(c, from, fromlen, h, now);
 		return;
 	case RUDP__SYN_RCVD:
-		on_syn_rcvd(c, from, fromlen, h, now);
+		on_syn_rcvd(c, from, fromlen, h, payload, now);
 		return;
 	case RUDP__ESTABLISHED:
-		on_established(c, h, now);
+	case RUDP__FIN_WAIT_1:
+	case RUDP__FIN_WAIT_2:
+	case RUDP__CLOSE_WAIT:
+	case RUDP__CLOSING:
+	case RUDP__LAST_ACK:
+	case RUDP__TIME_WAIT:
+		on_synchronized(c, from, fromlen, h, payload, now);
 		return;
 	}
 }
 
-void rudp__conn_timeout(struct rudp__conn *c, rudp__usec now)
+/* Whether the keepalive timer applies now. */
+static bool ka_armed(const struct rudp__conn *c)
 {
-	if (!rudp__time_reached(now, c->rto_at))
-		return;
-	if (c->backoff >= c->retries) {
+	return c->keepalive && rudp__rtx_empty(&c->rtx) &&
+	       (c->state == RUDP__ESTABLISHED || c->state == RUDP__CLOSE_WAIT);
+}
+
+static void rto_expired(struct rudp__conn *c, rudp__usec now)
+{
+	c->ep->stats.timeouts++;
+	/*
+	 * Give up after `retries` timeouts in a row with no sign of life.
+	 * During the handshake every timeout counts; afterwards any ack
+	 * resets the count, so a peer that keeps answering (a zero window
+	 * we are probing, say) is never given up on.
+	 */
+	bool handshake = c->state == RUDP__SYN_SENT ||
+			 c->state == RUDP__SYN_RCVD;
+	if ((handshake ? c->backoff : c->rto_fails) >= c->retries) {
 		fail(c, ETIMEDOUT);
 		return;
 	}
 	/* RFC 6298 (5.4-5.6): resend, back off, restart the timer. */
 	c->backoff++;
-	if (c->state == RUDP__SYN_SENT || c->state == RUDP__SYN_RCVD)
+	c->rto_fails++;
+	if (c->state == RUDP__SYN_SENT || c->state == RUDP__SYN_RCVD) {
 		c->syn_timedout = true;
+	} else if (c->cc.ops) {
+		c->cc.ops->on_rto(&c->cc, c->rtx.flight);
+		c->in_recovery = false;
+		c->cc.in_recovery = 0;
+	}
 	rudp__rtx_requeue_all(&c->rtx);
 	c->rto_at = now + rudp__rtt_rto(&c->rtt, c->backoff);
 }
 
+void rudp__conn_timeout(struct rudp__conn *c, rudp__usec now)
+{
+	if (rudp__time_reached(now, c->rto_at)) {
+		rto_expired(c, now);
+		if (c->state == RUDP__CLOSED)
+			return;
+	}
+	if (rudp__time_reached(now, c->delack_at)) {
+		c->delack_at = RUDP__NEVER;
+		c->ack_pending = true;
+	}
+	if (rudp__time_reached(now, c->tw_at)) {
+		c->tw_at = RUDP__NEVER;
+		/* TIME_WAIT over, or an orphan's FIN_WAIT_2 gave up. */
+		(void)rudp__conn_set_state(c, RUDP__CLOSED);
+		return;
+	}
+	if (ka_armed(c)) {
+		rudp__usec due = c->ka_probes ? c->ka_at
+					      : c->last_rx + c->ka_idle;
+		if (rudp__time_reached(now, due)) {
+			if (c->ka_probes >= c->ka_cnt) {
+				fail(c, ETIMEDOUT);
+				return;
+			}
+			c->ka_probes++;
+			c->ka_due = true;
+			c->ka_at = now + c->ka_intvl;
+		}
+	}
+}
+
 rudp__usec rudp__conn_deadline(const struct rudp__conn *c)
 {
-	return c->rto_at;
+	rudp__usec t = rudp__time_min(c->rto_at, c->delack_at);
+
+	t = rudp__time_min(t, c->tw_at);
+	if (ka_armed(c))
+		t = rudp__time_min(t, c->ka_probes ? c->ka_at
+						   : c->last_rx + c->ka_idle);
+	return t;
+}
+
+/* Bytes of new data we may put on the wire now, 0 if none. */
+static uint32_t sendable(const struct rudp__conn *c)
+{
+	/* New data goes out until our FIN does (which changes the state). */
+	if (c->state != RUDP__ESTABLISHED && c->state != RUDP__CLOSE_WAIT)
+		return 0;
+	if (!rudp__seq_lt(c->snd_nxt, data_end(c)))
+		return 0;
+	uint32_t unsent = data_end(c) - c->snd_nxt;
+	uint32_t n = unsent < c->mss ? unsent : c->mss;
+	uint64_t flight = c->rtx.flight;
+	/* The congestion window, but always one segment when idle. */
+	if (flight && flight + n > c->cc.cwnd)
+		return 0;
+	/* The peer's window; a zero window still gets a one-byte probe. */
+	uint32_t used = c->snd_nxt - c->snd_una;
+	if (used >= c->snd_wnd)
+		return flight ? 0 : 1;
+	if (n > c->snd_wnd - used)
+		n = c->snd_wnd - used;
+	return n;
+}
+
+static bool fin_ready(const struct rudp__conn *c)
+{
+	return c->fin_queued && !c->fin_sent && c->snd_nxt == data_end(c) &&
+	       (c->state == RUDP__ESTABLISHED || c->state == RUDP__CLOSE_WAIT);
+}
+
+/* Whether a queued retransmission fits the congestion window now. */
+static bool rtx_allowed(const struct rudp__conn *c, const struct rudp__seg *s)
+{
+	if (!c->cc.ops || s->flags & RUDP__F_SYN)
+		return true;
+	return !c->rtx.flight || c->rtx.flight + s->len <= c->cc.cwnd;
 }
 
 bool rudp__conn_wants_tx(const struct rudp__conn *c)
 {
-	return c->rst_pending || c->ack_pending || rudp__rtx_next(&c->rtx);
+	const struct rudp__seg *s = rudp__rtx_next(&c->rtx);
+
+	return c->rst_pending || c->ack_pending || c->ka_due ||
+	       (s && rtx_allowed(c, s)) || sendable(c) || fin_ready(c);
 }
 
-static void fill_common(const struct rudp__conn *c, struct rudp__hdr *h,
+static void fill_common(struct rudp__conn *c, struct rudp__hdr *h,
 			rudp__usec now)
 {
 	memset(h, 0, sizeof(*h));
 	h->src_cid = c->local_cid;
 	h->dst_cid = c->peer_cid;
-	h->wnd = c->rcv_wnd;
 	h->tsval = (uint32_t)now;
 	h->tsecr = c->ts_recent;
+	if (c->state == RUDP__SYN_SENT)
+		return;
+	h->flags = RUDP__F_ACK;
+	h->ack = c->rcv_nxt;
+	if (synchronized(c->state) && c->state != RUDP__SYN_RCVD) {
+		h->wnd = rudp__rcvbuf_window(&c->rb);
+		h->nsack = (uint8_t)rudp__rcvbuf_sack(&c->rb, h->sack,
+						      RUDP__MAX_SACK);
+	} else {
+		h->wnd = c->rcv_wnd;
+	}
+}
+
+/* Bookkeeping common to every datagram that acknowledges the peer. */
+static void acked_now(struct rudp__conn *c, const struct rudp__hdr *h)
+{
+	if (!(h->flags & RUDP__F_ACK))
+		return;
+	c->ack_pending = false;
+	c->segs_unacked = 0;
+	c->delack_at = RUDP__NEVER;
+	c->last_wnd_sent = h->wnd;
+}
+
+/* Builds the datagram for rtx segment s (SYN, data or FIN). */
+static ssize_t write_seg(struct rudp__conn *c, struct rudp__seg *s,
+			 struct rudp__hdr *h, uint8_t *buf, size_t cap,
+			 rudp__usec now)
+{
+	uint32_t plen = s->len - ((s->flags & (RUDP__F_SYN | RUDP__F_FIN)) ? 1
+									    : 0);
+	size_t hl = rudp__wire_size(h);
+	ssize_t n;
+
+	h->flags |= s->flags;
+	h->seq = s->seq;
+	h->len = (uint16_t)plen;
+	if (hl + plen > cap)
+		return -EMSGSIZE;
+	if (plen)
+		rudp__sndbuf_copy(&c->sb, s->seq - c->snd_una,
+				  buf + hl, plen);
+	/* Encode the header in front of the payload copied in place. */
+	n = rudp__wire_encode(h, buf + hl, buf, cap);
+	if (n < 0)
+		return n;
+	if (s->ntx)
+		c->ep->stats.retransmits++;
+	else
+		c->ep->stats.data_out += plen;
+	rudp__rtx_sent(&c->rtx, s, now);
+	if (c->rto_at == RUDP__NEVER)
+		c->rto_at = now + rudp__rtt_rto(&c->rtt, c->backoff);
+	acked_now(c, h);
+	return n;
 }
 
 ssize_t rudp__conn_write(struct rudp__conn *c, uint8_t *buf, size_t cap,
@@ -414,48 +914,62 @@ ssize_t rudp__conn_write(struct rudp__conn *c, uint8_t *buf, size_t cap,
 {
 	struct rudp__hdr h;
 	struct rudp__seg *s;
-	ssize_t n;
+	uint32_t n;
+	ssize_t r;
 
-	fill_common(c, &h, now);
 	if (c->rst_pending) {
+		fill_common(c, &h, now);
 		h.flags = RUDP__F_RST;
+		h.ack = 0;
+		h.nsack = 0;
+		h.wnd = 0;
 		h.seq = c->snd_nxt;
-		n = rudp__wire_encode(&h, NULL, buf, cap);
-		if (n > 0) {
+		r = rudp__wire_encode(&h, NULL, buf, cap);
+		if (r > 0) {
 			c->rst_pending = false;
 			c->ep->stats.resets_out++;
 		}
-		return n;
+		return r;
 	}
+	fill_common(c, &h, now);
 	s = rudp__rtx_next(&c->rtx);
-	if (s) {
-		h.flags = s->flags;
-		h.seq = s->seq;
-		/* Everything but our very first SYN acknowledges the peer. */
-		if (c->state != RUDP__SYN_SENT) {
-			h.flags |= RUDP__F_ACK;
-			h.ack = c->rcv_nxt;
-		}
-		n = rudp__wire_encode(&h, NULL, buf, cap);
-		if (n < 0)
-			return n;
-		if (s->ntx)
-			c->ep->stats.retransmits++;
-		rudp__rtx_sent(s, now);
-		if (c->rto_at == RUDP__NEVER)
-			c->rto_at = now + rudp__rtt_rto(&c->rtt, c->backoff);
-		if (h.flags & RUDP__F_ACK)
-			c->ack_pending = false;
-		return n;
+	if (s && rtx_allowed(c, s))
+		return write_seg(c, s, &h, buf, cap, now);
+	n = sendable(c);
+	if (n) {
+		r = rudp__rtx_push(&c->rtx, c->snd_nxt, n, 0);
+		if (r < 0)
+			return r;
+		c->snd_nxt += n;
+		return write_seg(c, c->rtx.tail, &h, buf, cap, now);
+	}
+	if (fin_ready(c)) {
+		r = rudp__rtx_push(&c->rtx, c->snd_nxt, 1, RUDP__F_FIN);
+		if (r < 0)
+			return r;
+		c->fin_seq = c->snd_nxt;
+		c->fin_sent = true;
+		c->snd_nxt++;
+		(void)rudp__conn_set_state(c, c->state == RUDP__ESTABLISHED
+						      ? RUDP__FIN_WAIT_1
+						      : RUDP__LAST_ACK);
+		return write_seg(c, c->rtx.tail, &h, buf, cap, now);
+	}
+	if (c->ka_due) {
+		/*
+		 * A keepalive probe is an empty segment one below snd_una:
+		 * old news the peer must answer with an ack (RFC 1122).
+		 */
+		c->ka_due = false;
+		h.seq = c->snd_una - 1;
+		return rudp__wire_encode(&h, NULL, buf, cap);
 	}
 	if (c->ack_pending) {
-		h.flags = RUDP__F_ACK;
 		h.seq = c->snd_nxt;
-		h.ack = c->rcv_nxt;
-		n = rudp__wire_encode(&h, NULL, buf, cap);
-		if (n > 0)
-			c->ack_pending = false;
-		return n;
+		r = rudp__wire_encode(&h, NULL, buf, cap);
+		if (r > 0)
+			acked_now(c, &h);
+		return r;
 	}
 	return 0;
 }
@@ -464,10 +978,7 @@ void rudp__conn_abort(struct rudp__conn *c, int err)
 {
 	struct rudp__ep *ep = c->ep;
 
-	switch (c->state) {
-	case RUDP__CLOSED:
-		return;
-	case RUDP__LISTEN:
+	if (c->state == RUDP__LISTEN) {
 		/* Children not yet accepted die with their listener. */
 		for (struct rudp__conn *k = ep->conns; k; k = k->all_next) {
 			if (k->listener != c)
@@ -478,15 +989,12 @@ void rudp__conn_abort(struct rudp__conn *c, int err)
 		}
 		c->aq_head = c->aq_tail = NULL;
 		c->npending = c->nqueued = 0;
-		break;
-	case RUDP__SYN_SENT:
-		/* The peer holds no state for us yet: nothing to reset. */
-		break;
-	case RUDP__SYN_RCVD:
-	case RUDP__ESTABLISHED:
-		c->rst_pending = true;
-		break;
 	}
+	if (c->state == RUDP__CLOSED)
+		return;
+	/* A peer that holds state for us is told; SYN_SENT's holds none. */
+	if (synchronized(c->state) && c->state != RUDP__TIME_WAIT)
+		c->rst_pending = true;
 	fail(c, err);
 }
 
@@ -513,4 +1021,55 @@ struct rudp__conn *rudp__conn_accept(struct rudp__conn *l)
 	c->aq_next = NULL;
 	c->listener = NULL;
 	return c;
+}
+
+bool rudp__conn_can_send(const struct rudp__conn *c)
+{
+	return (c->state == RUDP__ESTABLISHED ||
+		c->state == RUDP__CLOSE_WAIT) && !c->fin_queued;
+}
+
+size_t rudp__conn_send_reserve(struct rudp__conn *c, uint8_t **p)
+{
+	if (!rudp__conn_can_send(c))
+		return 0;
+	return rudp__sndbuf_reserve(&c->sb, p);
+}
+
+void rudp__conn_send_commit(struct rudp__conn *c, size_t n)
+{
+	rudp__sndbuf_commit(&c->sb, n);
+}
+
+size_t rudp__conn_recv_peek(const struct rudp__conn *c, const uint8_t **p)
+{
+	return rudp__rcvbuf_peek(&c->rb, p);
+}
+
+void rudp__conn_recv_consume(struct rudp__conn *c, size_t n)
+{
+	uint32_t before = rudp__rcvbuf_window(&c->rb);
+
+	rudp__rcvbuf_consume(&c->rb, n);
+	/*
+	 * Tell the peer when the window opens enough to matter (from below
+	 * one segment, or by a quarter of the buffer): otherwise a sender
+	 * stalled on a full window would wait for its persist probe.
+	 */
+	uint32_t after = rudp__rcvbuf_window(&c->rb);
+	if (synchronized(c->state) &&
+	    ((before < c->mss && after >= c->mss) ||
+	     after - c->last_wnd_sent >= c->rb.cap / 4) &&
+	    after > c->last_wnd_sent)
+		c->ack_pending = true;
+}
+
+bool rudp__conn_recv_eof(const struct rudp__conn *c)
+{
+	return c->fin_rcvd && rudp__rcvbuf_ready(&c->rb) == 0;
+}
+
+void rudp__conn_shutdown_write(struct rudp__conn *c)
+{
+	c->fin_queued = true;
 }

@@ -11,8 +11,11 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "cc.h"
+#include "rcvbuf.h"
 #include "rtt.h"
 #include "rtx.h"
+#include "sndbuf.h"
 #include "timer.h"
 #include "wire.h"
 
@@ -29,8 +32,14 @@ enum rudp__state {
 	RUDP__SYN_SENT,
 	RUDP__SYN_RCVD,
 	RUDP__ESTABLISHED,
+	RUDP__FIN_WAIT_1,
+	RUDP__FIN_WAIT_2,
+	RUDP__CLOSE_WAIT,
+	RUDP__CLOSING,
+	RUDP__LAST_ACK,
+	RUDP__TIME_WAIT,
 };
-#define RUDP__NSTATES 5
+#define RUDP__NSTATES 11
 
 const char *rudp__state_name(enum rudp__state s);
 bool rudp__state_legal(enum rudp__state from, enum rudp__state to);
@@ -42,7 +51,16 @@ struct rudp__cfg {
 	rudp__usec rto_max;
 	unsigned syn_retries;    /* SYN retransmissions before ETIMEDOUT */
 	unsigned synack_retries; /* SYNACK retransmissions before giving up */
-	uint32_t rcv_wnd;        /* advertised receive window, bytes */
+	unsigned data_retries;   /* timeouts without any ack before ETIMEDOUT */
+	uint32_t rcv_wnd;        /* receive buffer (the most we advertise) */
+	uint32_t snd_buf;        /* send buffer, bytes */
+	uint32_t mss;            /* payload bytes per datagram */
+	rudp__usec delack;       /* longest an ack may be delayed */
+	rudp__usec time_wait;    /* TIME_WAIT duration */
+	rudp__usec fin_timeout;  /* longest an orphan waits in FIN_WAIT_2 */
+	rudp__usec ka_idle, ka_intvl; /* keepalive: first probe, then every */
+	unsigned ka_cnt;         /* unanswered probes before ETIMEDOUT */
+	const struct rudp__cc_ops *cc;
 };
 
 void rudp__cfg_default(struct rudp__cfg *cfg);
@@ -62,15 +80,43 @@ struct rudp__conn {
 
 	/* Send sequence space (RFC 793 names). */
 	uint32_t iss, snd_una, snd_nxt, snd_wnd;
-	/* Receive sequence space. */
+	/* Receive sequence space; rcv_nxt counts the peer's FIN, rb does not. */
 	uint32_t irs, rcv_nxt, rcv_wnd;
 	uint32_t ts_recent; /* last tsval from the peer, echoed as tsecr */
+
+	/* The byte stream. */
+	struct rudp__sndbuf sb; /* bytes from snd_una (once past the SYN) */
+	struct rudp__rcvbuf rb;
+	uint32_t mss;
+	struct rudp__cc cc;
+	uint32_t recover;     /* snd_nxt when recovery began (RFC 6582) */
+	bool in_recovery;
+	unsigned dupacks;     /* duplicate acks without SACK news */
+	bool fin_queued;      /* the program is done writing: FIN after data */
+	bool fin_sent;
+	uint32_t fin_seq;     /* sequence number of our FIN */
+	bool fin_rcvd;        /* the peer's FIN is in, in order */
+	bool peer_fin_known;  /* the peer's FIN arrived, maybe early */
+	uint32_t peer_fin_seq;
+	bool app_closed;      /* the program let go: no one reads any more */
+	unsigned segs_unacked;/* full segments received since our last ack */
+	rudp__usec delack_at; /* when a delayed ack is due */
+	rudp__usec tw_at;     /* TIME_WAIT / FIN_WAIT_2 orphan deadline */
+	rudp__usec last_rx;   /* last datagram from the peer */
+	bool keepalive;
+	rudp__usec ka_idle, ka_intvl; /* SO_KEEPALIVE timing (TCP_KEEP*) */
+	unsigned ka_cnt;
+	unsigned ka_probes;
+	rudp__usec ka_at;
+	bool ka_due;          /* a keepalive probe is to be sent */
+	uint32_t last_wnd_sent; /* window in our last ack, to spot openings */
 
 	struct rudp__rtx rtx;
 	struct rudp__rtt rtt;
 	unsigned backoff;   /* consecutive retransmission timeouts */
 	rudp__usec rto_at;  /* when the oldest outstanding segment times out */
 	unsigned retries;   /* how many timeouts are tolerated in this state */
+	unsigned rto_fails; /* consecutive timeouts with no ack at all */
 	bool syn_timedout;  /* the handshake needed a retransmission timeout */
 	bool ack_pending;   /* a bare ACK is owed to the peer */
 	bool rst_pending;   /* an RST is owed to the peer (then we are gone) */
@@ -138,6 +184,25 @@ void rudp__conn_abort(struct rudp__conn *c, int err);
 
 /* The peer's network told us it is unreachable (ICMP). */
 void rudp__conn_unreachable(struct rudp__conn *c, int err);
+
+/*
+ * The byte stream, for the owner of the connection.  Sending: reserve a
+ * contiguous run of the send buffer, fill it, commit what was filled.
+ * Receiving: peek at the in-order bytes, consume what the program took.
+ */
+size_t rudp__conn_send_reserve(struct rudp__conn *c, uint8_t **p);
+void rudp__conn_send_commit(struct rudp__conn *c, size_t n);
+size_t rudp__conn_recv_peek(const struct rudp__conn *c, const uint8_t **p);
+void rudp__conn_recv_consume(struct rudp__conn *c, size_t n);
+
+/* The peer has finished sending and the program has every byte of it. */
+bool rudp__conn_recv_eof(const struct rudp__conn *c);
+
+/* The program is done writing: send FIN after the data (shutdown/close). */
+void rudp__conn_shutdown_write(struct rudp__conn *c);
+
+/* Whether the connection can carry data from the program. */
+bool rudp__conn_can_send(const struct rudp__conn *c);
 
 /* Removes and returns the oldest connection on listener l's accept queue. */
 struct rudp__conn *rudp__conn_accept(struct rudp__conn *l);

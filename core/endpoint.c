@@ -41,6 +41,8 @@ static void free_conn(struct rudp__ep *ep, struct rudp__conn *c)
 	if (ep->listener == c)
 		ep->listener = NULL;
 	rudp__rtx_clear(&c->rtx);
+	rudp__sndbuf_free(&c->sb);
+	rudp__rcvbuf_free(&c->rb);
 	ep->nconns--;
 	free(c);
 }
@@ -72,7 +74,12 @@ struct rudp__conn *rudp__ep_conn_new(struct rudp__ep *ep)
 	c->state = RUDP__CLOSED;
 	c->local_cid = cid;
 	c->rcv_wnd = ep->cfg.rcv_wnd;
-	c->rto_at = RUDP__NEVER;
+	c->mss = ep->cfg.mss;
+	c->rto_at = c->delack_at = c->tw_at = c->ka_at = RUDP__NEVER;
+	c->ka_idle = ep->cfg.ka_idle;
+	c->ka_intvl = ep->cfg.ka_intvl;
+	c->ka_cnt = ep->cfg.ka_cnt;
+	rudp__sndbuf_init(&c->sb, ep->cfg.snd_buf);
 	rudp__rtx_init(&c->rtx);
 	rudp__timer_init(&c->timer);
 	rudp__rtt_init(&c->rtt, ep->cfg.rto_initial, ep->cfg.rto_min,
@@ -205,7 +212,12 @@ void rudp__ep_recv(struct rudp__ep *ep, const struct sockaddr *from,
 		if (c && !same_addr(&c->peer, c->peerlen, from, fromlen))
 			c = NULL;
 	}
-	if (!c) {
+	/*
+	 * A connection that has ended is as good as none, though the program
+	 * may still hold it: the peer learns at once (a FIN retransmitted
+	 * after our TIME_WAIT, say) instead of retrying into silence.
+	 */
+	if (!c || (c->state == RUDP__CLOSED && !c->rst_pending)) {
 		ep->stats.no_conn++;
 		rudp__ep_reply_rst(ep, from, fromlen, &h);
 		return;

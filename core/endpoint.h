@@ -12,8 +12,10 @@
 #include "conn.h"
 
 enum rudp__event {
-	RUDP__EV_STATE,  /* c changed state (c->err says why if CLOSED) */
-	RUDP__EV_ACCEPT, /* listener c has a new connection to accept */
+	RUDP__EV_STATE,    /* c changed state (c->err says why if CLOSED) */
+	RUDP__EV_ACCEPT,   /* listener c has a new connection to accept */
+	RUDP__EV_READABLE, /* new in-order bytes, or the peer's FIN */
+	RUDP__EV_WRITABLE, /* acked bytes freed room in the send buffer */
 };
 
 struct rudp__ep_ops {
@@ -34,6 +36,10 @@ struct rudp__ep_stats {
 	uint64_t malformed[RUDP__WIRE_NERR];
 	uint64_t no_conn;
 	uint64_t retransmits;
+	uint64_t fast_retransmits; /* losses found by SACK or duplicate acks */
+	uint64_t timeouts;         /* retransmission timer expiries */
+	uint64_t data_in, data_out; /* payload bytes, first transmissions */
+	uint64_t dup_data;         /* received payload already held */
 	uint64_t backlog_drops;
 	uint64_t resets_in, resets_out;
 	uint64_t reset_drops; /* stateless resets not sent: queue full */

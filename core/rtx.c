@@ -6,7 +6,8 @@
 void rudp__rtx_init(struct rudp__rtx *q)
 {
 	q->head = q->tail = NULL;
-	q->count = 0;
+	q->count = q->nneed = 0;
+	q->flight = 0;
 }
 
 void rudp__rtx_clear(struct rudp__rtx *q)
@@ -38,7 +39,17 @@ int rudp__rtx_push(struct rudp__rtx *q, uint32_t seq, uint32_t len,
 		q->head = s;
 	q->tail = s;
 	q->count++;
+	q->nneed++;
 	return 0;
+}
+
+/* Takes s out of the flight or the resend count, whichever it is in. */
+static void settle_out(struct rudp__rtx *q, const struct rudp__seg *s)
+{
+	if (s->needs_tx)
+		q->nneed--;
+	else if (!s->sacked)
+		q->flight -= s->len;
 }
 
 size_t rudp__rtx_ack(struct rudp__rtx *q, uint32_t ack, rudp__usec now,
@@ -53,6 +64,7 @@ size_t rudp__rtx_ack(struct rudp__rtx *q, uint32_t ack, rudp__usec now,
 			*rtt = now - s->sent_at;
 		else
 			*rtt = RUDP__NEVER;
+		settle_out(q, s);
 		q->head = s->next;
 		free(s);
 		q->count--;
@@ -63,23 +75,89 @@ size_t rudp__rtx_ack(struct rudp__rtx *q, uint32_t ack, rudp__usec now,
 	return n;
 }
 
+size_t rudp__rtx_sack(struct rudp__rtx *q, const struct rudp__sack *blocks,
+		      unsigned n)
+{
+	size_t marked = 0;
+
+	for (struct rudp__seg *s = q->head; s; s = s->next) {
+		if (s->sacked || s->ntx == 0)
+			continue;
+		for (unsigned i = 0; i < n; i++) {
+			if (rudp__seq_le(blocks[i].start, s->seq) &&
+			    rudp__seq_le(s->seq + s->len, blocks[i].end)) {
+				settle_out(q, s);
+				s->needs_tx = false;
+				s->sacked = true;
+				marked++;
+				break;
+			}
+		}
+	}
+	return marked;
+}
+
+static void lose(struct rudp__rtx *q, struct rudp__seg *s)
+{
+	q->flight -= s->len;
+	s->needs_tx = true;
+	q->nneed++;
+}
+
+size_t rudp__rtx_detect_loss(struct rudp__rtx *q, unsigned dupthresh)
+{
+	size_t total = 0, seen = 0, lost = 0;
+
+	for (struct rudp__seg *s = q->head; s; s = s->next)
+		total += s->sacked;
+	for (struct rudp__seg *s = q->head; s && total - seen >= dupthresh;
+	     s = s->next) {
+		if (s->sacked) {
+			seen++;
+			continue;
+		}
+		if (!s->needs_tx && s->ntx > 0) {
+			lose(q, s);
+			lost++;
+		}
+	}
+	return lost;
+}
+
+bool rudp__rtx_lose_head(struct rudp__rtx *q)
+{
+	struct rudp__seg *s = q->head;
+
+	if (!s || s->needs_tx || s->sacked || s->ntx == 0)
+		return false;
+	lose(q, s);
+	return true;
+}
+
 void rudp__rtx_requeue_all(struct rudp__rtx *q)
 {
 	for (struct rudp__seg *s = q->head; s; s = s->next)
-		s->needs_tx = true;
+		if (!s->needs_tx && !s->sacked)
+			lose(q, s);
 }
 
 struct rudp__seg *rudp__rtx_next(const struct rudp__rtx *q)
 {
+	if (!q->nneed)
+		return NULL;
 	for (struct rudp__seg *s = q->head; s; s = s->next)
 		if (s->needs_tx)
 			return s;
 	return NULL;
 }
 
-void rudp__rtx_sent(struct rudp__seg *s, rudp__usec now)
+void rudp__rtx_sent(struct rudp__rtx *q, struct rudp__seg *s, rudp__usec now)
 {
+	if (s->needs_tx) {
+		s->needs_tx = false;
+		q->nneed--;
+		q->flight += s->len;
+	}
 	s->sent_at = now;
 	s->ntx++;
-	s->needs_tx = false;
 }

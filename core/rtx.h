@@ -1,9 +1,11 @@
 /*
  * The retransmit queue: every sent segment that occupies sequence space
- * (SYN, FIN, data) stays here, oldest first, until a cumulative ack covers
+ * (SYN, data, FIN) stays here, oldest first, until a cumulative ack covers
  * it.  This is the seed design's "reliability layer": the reply a packet
- * expects is simply the ack of its sequence number, so one mechanism serves
- * the handshake now and the byte stream later.
+ * expects is the ack of its sequence number, so one mechanism serves the
+ * handshake and the byte stream.  The queue also keeps the SACK scoreboard
+ * (RFC 6675): which segments the peer holds, which are deemed lost, and how
+ * many bytes are in flight.
  */
 #ifndef RUDP_CORE_RTX_H
 #define RUDP_CORE_RTX_H
@@ -13,6 +15,7 @@
 #include <stdint.h>
 
 #include "seq.h"
+#include "wire.h"
 
 struct rudp__seg {
 	struct rudp__seg *next;
@@ -21,12 +24,15 @@ struct rudp__seg {
 	uint8_t flags;      /* RUDP__F_SYN / RUDP__F_FIN it carries */
 	rudp__usec sent_at; /* last transmission */
 	unsigned ntx;       /* transmissions so far */
-	bool needs_tx;      /* queued for (re)transmission */
+	bool needs_tx;      /* never sent, or deemed lost: (re)send it */
+	bool sacked;        /* the peer holds it beyond the cumulative ack */
 };
 
 struct rudp__rtx {
 	struct rudp__seg *head, *tail;
 	size_t count;
+	size_t nneed;       /* segments with needs_tx */
+	uint64_t flight;    /* bytes sent, neither sacked nor deemed lost */
 };
 
 void rudp__rtx_init(struct rudp__rtx *q);
@@ -39,19 +45,33 @@ int rudp__rtx_push(struct rudp__rtx *q, uint32_t seq, uint32_t len,
 /*
  * Drops every segment that `ack` fully covers.  Returns how many were
  * dropped; *rtt gets a sample from the newest of them if that one was sent
- * exactly once (Karn's rule), else RUDP__NEVER.
+ * exactly once and is not queued again (Karn's rule), else RUDP__NEVER.
  */
 size_t rudp__rtx_ack(struct rudp__rtx *q, uint32_t ack, rudp__usec now,
 		     rudp__usec *rtt);
 
-/* Queues every outstanding segment again (after a retransmission timeout). */
+/* Marks segments inside the SACK blocks as held by the peer. */
+size_t rudp__rtx_sack(struct rudp__rtx *q, const struct rudp__sack *blocks,
+		      unsigned n);
+
+/*
+ * Deems lost every sent, unsacked segment with at least `dupthresh`
+ * sacked segments after it (RFC 6675's DupThresh rule).  Returns how many
+ * were newly deemed lost.
+ */
+size_t rudp__rtx_detect_loss(struct rudp__rtx *q, unsigned dupthresh);
+
+/* Deems the oldest outstanding segment lost (three duplicate acks). */
+bool rudp__rtx_lose_head(struct rudp__rtx *q);
+
+/* Queues every unsacked segment again (after a retransmission timeout). */
 void rudp__rtx_requeue_all(struct rudp__rtx *q);
 
 /* The oldest segment waiting to be (re)sent, or NULL. */
 struct rudp__seg *rudp__rtx_next(const struct rudp__rtx *q);
 
 /* Records a transmission of s at now. */
-void rudp__rtx_sent(struct rudp__seg *s, rudp__usec now);
+void rudp__rtx_sent(struct rudp__rtx *q, struct rudp__seg *s, rudp__usec now);
 
 static inline bool rudp__rtx_empty(const struct rudp__rtx *q)
 {

@@ -112,7 +112,8 @@ ssize_t rudp__wire_encode(const struct rudp__hdr *h, const void *payload,
 		put32(p, h->sack[i].start);
 		put32(p + 4, h->sack[i].end);
 	}
-	if (h->len)
+	/* The caller may have built the payload in place already. */
+	if (h->len && p != (const uint8_t *)payload)
 		memcpy(p, payload, h->len);
 	return (ssize_t)n;
 }

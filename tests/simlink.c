@@ -145,10 +145,27 @@ void sim_flush(struct sim *s)
 			    rudp__wire_decode(buf, (size_t)n, &h, &payload,
 					      &why) == 0)
 				drop = s->filter(s, i, &h);
+			if (s->strip_tsecr &&
+			    rudp__wire_decode(buf, (size_t)n, &h, &payload,
+					      &why) == 0) {
+				/* Re-encode in place with no echo. */
+				h.tsecr = 0;
+				rudp__wire_encode(&h, payload, buf, sizeof(buf));
+			}
 			record(s, i, dst, buf, (size_t)n, drop);
 			if (drop)
 				continue;
 			rudp__usec at = s->now + s->delay;
+			/* A rate limit serialises each sender's datagrams. */
+			if (s->rate_bps) {
+				rudp__usec start = s->busy_until[i] > s->now
+							   ? s->busy_until[i]
+							   : s->now;
+				s->busy_until[i] = start +
+					(rudp__usec)n * 8 * RUDP__SEC /
+						s->rate_bps;
+				at = s->busy_until[i] + s->delay;
+			}
 			if (chance(s, s->reorder_pct) && s->jitter)
 				at += sim_rand(s) % s->jitter;
 			enqueue(s, i, dst, buf, (size_t)n, at);
@@ -164,6 +181,12 @@ static rudp__usec next_event(const struct sim *s)
 {
 	rudp__usec t = s->q ? s->q->at : RUDP__NEVER;
 
+	/* A slow reader's next read is an event of its own. */
+	for (const struct sim_app *a = s->apps; a; a = a->next)
+		if (a->read_every && a->c && !a->stop_reading &&
+		    rudp__rcvbuf_ready(&a->c->rb))
+			t = rudp__time_min(t, a->next_read);
+
 	for (int i = 0; i < SIM_NODES; i++)
 		t = rudp__time_min(t, rudp__ep_deadline(&s->node[i].ep));
 	return t;
@@ -171,6 +194,8 @@ static rudp__usec next_event(const struct sim *s)
 
 bool sim_step(struct sim *s, rudp__usec limit)
 {
+	for (struct sim_app *a = s->apps; a; a = a->next)
+		sim_app_pump(s, a);
 	sim_flush(s);
 	rudp__usec t = next_event(s);
 	if (t == RUDP__NEVER || rudp__time_before(limit, t))
@@ -188,6 +213,8 @@ bool sim_step(struct sim *s, rudp__usec limit)
 	}
 	for (int i = 0; i < SIM_NODES; i++)
 		rudp__ep_timeout(&s->node[i].ep, s->now);
+	for (struct sim_app *a = s->apps; a; a = a->next)
+		sim_app_pump(s, a);
 	sim_flush(s);
 	return true;
 }
@@ -240,4 +267,62 @@ size_t sim_times(const struct sim *s, int from, uint8_t flags,
 		if (s->trace[i].from == from && s->trace[i].h.flags == flags)
 			out[n++] = s->trace[i].at;
 	return n;
+}
+
+uint8_t sim_pattern(uint32_t seed, uint64_t i)
+{
+	uint64_t x = (i + 1) * UINT64_C(0x9e3779b97f4a7c15) ^ seed;
+
+	x ^= x >> 29;
+	return (uint8_t)(x * UINT64_C(0xbf58476d1ce4e5b9) >> 56);
+}
+
+void sim_app_add(struct sim *s, struct sim_app *a)
+{
+	a->next = s->apps;
+	s->apps = a;
+}
+
+void sim_app_pump(struct sim *s, struct sim_app *a)
+{
+	struct rudp__conn *c = a->c;
+	uint8_t *p;
+	const uint8_t *q;
+	size_t n;
+
+	if (!c)
+		return;
+	while (a->sent < a->to_send &&
+	       (n = rudp__conn_send_reserve(c, &p)) > 0) {
+		if (n > a->to_send - a->sent)
+			n = (size_t)(a->to_send - a->sent);
+		for (size_t i = 0; i < n; i++)
+			p[i] = sim_pattern(a->tx_seed, a->sent + i);
+		rudp__conn_send_commit(c, n);
+		a->sent += n;
+	}
+	if (a->shut_when_done && a->sent == a->to_send && !c->fin_queued &&
+	    rudp__conn_can_send(c))
+		rudp__conn_shutdown_write(c);
+	size_t budget = a->read_limit ? a->read_limit : SIZE_MAX;
+	if (a->read_every) {
+		if (rudp__time_before(s->now, a->next_read))
+			budget = 0;
+		else
+			a->next_read = s->now + a->read_every;
+	}
+	while (!a->stop_reading && budget &&
+	       (n = rudp__conn_recv_peek(c, &q)) > 0) {
+		if (n > budget)
+			n = budget;
+		for (size_t i = 0; i < n; i++)
+			if (q[i] != sim_pattern(a->rx_seed, a->received + i))
+				a->corrupt = true;
+		rudp__conn_recv_consume(c, n);
+		a->received += n;
+		budget -= n;
+	}
+	if (rudp__conn_recv_eof(c))
+		a->eof = true;
+	rudp__ep_settle(c->ep, c);
 }

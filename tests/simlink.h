@@ -31,6 +31,28 @@ struct sim_trace {
 
 struct sim_pkt;
 
+/*
+ * A simulated program on one end of a connection: it writes `to_send`
+ * bytes of a seeded pattern, reads whatever arrives (at most `read_limit`
+ * bytes per step if non-zero: a slow reader) and checks every byte.
+ */
+struct sim_app {
+	struct rudp__conn *c;
+	uint64_t to_send, sent;
+	uint64_t received;
+	uint32_t tx_seed, rx_seed;   /* pattern of each direction */
+	size_t read_limit;           /* bytes per read, 0 for all */
+	rudp__usec read_every;       /* with read_limit: one read this often */
+	rudp__usec next_read;
+	bool stop_reading;
+	bool shut_when_done;         /* shutdown(SHUT_WR) after the last byte */
+	bool eof;                    /* saw the peer's end of stream */
+	bool corrupt;                /* a byte differed from the pattern */
+	struct sim_app *next;
+};
+
+/* Byte i of the stream with seed `seed`. */
+uint8_t sim_pattern(uint32_t seed, uint64_t i);
 struct sim_node {
 	struct rudp__ep ep;
 	struct sockaddr_in addr;
@@ -50,10 +72,14 @@ struct sim {
 	rudp__usec delay;     /* one-way */
 	rudp__usec jitter;    /* extra delay, uniform, for reordered datagrams */
 	sim_filter filter;
+	bool strip_tsecr;     /* a peer that echoes no timestamps */
 	void *arg;            /* for the filter's use */
 	/* Overrides the next random draws of the endpoints when non-zero. */
 	uint32_t force_rand;
 	struct sim_pkt *q;    /* in flight, by delivery time */
+	struct sim_app *apps; /* pumped after every step */
+	uint64_t rate_bps;    /* link rate per direction, 0 for unlimited */
+	rudp__usec busy_until[SIM_NODES]; /* when each sender's link frees */
 	uint64_t pktno;
 	struct sim_trace trace[SIM_TRACE];
 	size_t ntrace;
@@ -86,6 +112,12 @@ struct rudp__conn *sim_connect(struct sim *s, int a, int b);
 
 /* Makes node n listen with the given backlog. */
 struct rudp__conn *sim_listen(struct sim *s, int n, unsigned backlog);
+
+/* Attaches app to the simulation; it is pumped after every step. */
+void sim_app_add(struct sim *s, struct sim_app *a);
+
+/* Moves data between app and its connection as the program would. */
+void sim_app_pump(struct sim *s, struct sim_app *a);
 
 /* The times at which node `from` sent datagrams with exactly `flags`. */
 size_t sim_times(const struct sim *s, int from, uint8_t flags,

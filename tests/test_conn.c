@@ -38,7 +38,21 @@ static const struct { enum rudp__state from, to; } legal_pairs[] = {
 	{ RUDP__SYN_SENT, RUDP__CLOSED },
 	{ RUDP__SYN_RCVD, RUDP__ESTABLISHED },
 	{ RUDP__SYN_RCVD, RUDP__CLOSED },
+	{ RUDP__ESTABLISHED, RUDP__FIN_WAIT_1 },
+	{ RUDP__ESTABLISHED, RUDP__CLOSE_WAIT },
 	{ RUDP__ESTABLISHED, RUDP__CLOSED },
+	{ RUDP__FIN_WAIT_1, RUDP__FIN_WAIT_2 },
+	{ RUDP__FIN_WAIT_1, RUDP__CLOSING },
+	{ RUDP__FIN_WAIT_1, RUDP__TIME_WAIT },
+	{ RUDP__FIN_WAIT_1, RUDP__CLOSED },
+	{ RUDP__FIN_WAIT_2, RUDP__TIME_WAIT },
+	{ RUDP__FIN_WAIT_2, RUDP__CLOSED },
+	{ RUDP__CLOSE_WAIT, RUDP__LAST_ACK },
+	{ RUDP__CLOSE_WAIT, RUDP__CLOSED },
+	{ RUDP__CLOSING, RUDP__TIME_WAIT },
+	{ RUDP__CLOSING, RUDP__CLOSED },
+	{ RUDP__LAST_ACK, RUDP__CLOSED },
+	{ RUDP__TIME_WAIT, RUDP__CLOSED },
 };
 #define NLEGAL (sizeof(legal_pairs) / sizeof(legal_pairs[0]))
 
@@ -193,7 +207,29 @@ START_TEST(test_conn_lost_syn_is_retransmitted_after_initial_rto)
 	ck_assert_uint_eq(at[1] - t0, 1 * S); /* RFC 6298's initial 1 s */
 	ck_assert_uint_eq(listener_b->nqueued, 1);
 	ck_assert_uint_eq(sim.node[A].ep.stats.retransmits, 1);
-	/* Karn: no sample from the retransmitted SYN, and RFC 6298 (5.7). */
+	/*
+	 * The SYNACK echoes the timestamp of the SYN that reached B, the
+	 * retransmission, so the round trip is measured without ambiguity.
+	 */
+	ck_assert(conn_a->rtt.has_sample);
+	ck_assert_uint_eq(conn_a->rtt.srtt, 20 * MS);
+}
+END_TEST
+
+/*
+ * A peer that echoes no timestamps leaves only Karn's rule, which gives no
+ * sample from a retransmitted SYN: RFC 6298 (5.7) then starts the data
+ * phase with a 3 s RTO.
+ */
+START_TEST(test_conn_lost_syn_without_timestamps_rto_3s)
+{
+	rudp__usec t0 = sim.now;
+
+	drop(A, RUDP__F_SYN, 1);
+	sim.strip_tsecr = true;
+	start(4);
+	ck_assert(sim_run(&sim, t0 + 10 * S, both_done));
+	ck_assert_int_eq(conn_a->state, RUDP__ESTABLISHED);
 	ck_assert(!conn_a->rtt.has_sample);
 	ck_assert_uint_eq(rudp__rtt_rto(&conn_a->rtt, 0), 3 * S);
 }
@@ -500,6 +536,7 @@ static Suite *conn_suite(void)
 	tc = tcase_create("handshake_loss");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_conn_lost_syn_is_retransmitted_after_initial_rto);
+	tcase_add_test(tc, test_conn_lost_syn_without_timestamps_rto_3s);
 	tcase_add_test(tc, test_conn_lost_synack_is_recovered_without_second_child);
 	tcase_add_test(tc, test_conn_lost_final_ack_is_recovered);
 	tcase_add_test(tc, test_conn_syn_backoff_then_etimedout);

@@ -54,7 +54,7 @@ static void send_all(rudp__usec now)
 	struct rudp__seg *s;
 
 	while ((s = rudp__rtx_next(&q)) != NULL)
-		rudp__rtx_sent(s, now);
+		rudp__rtx_sent(&q, s, now);
 }
 
 START_TEST(test_rtx_push_queues_in_order)
@@ -180,7 +180,7 @@ START_TEST(test_rtx_karn_samples_once_sent)
 	rudp__usec rtt = 0;
 
 	rudp__rtx_push(&q, 1, 1, RUDP__F_SYN);
-	rudp__rtx_sent(rudp__rtx_next(&q), 1000);
+	rudp__rtx_sent(&q, rudp__rtx_next(&q), 1000);
 	ck_assert_uint_eq(rudp__rtx_ack(&q, 2, 1750, &rtt), 1);
 	ck_assert_uint_eq(rtt, 750);
 }
@@ -192,9 +192,9 @@ START_TEST(test_rtx_karn_skips_retransmitted)
 
 	/* Sent twice: the ack might answer either copy, so no sample. */
 	rudp__rtx_push(&q, 1, 1, RUDP__F_SYN);
-	rudp__rtx_sent(rudp__rtx_next(&q), 1000);
+	rudp__rtx_sent(&q, rudp__rtx_next(&q), 1000);
 	rudp__rtx_requeue_all(&q);
-	rudp__rtx_sent(rudp__rtx_next(&q), 3000);
+	rudp__rtx_sent(&q, rudp__rtx_next(&q), 3000);
 	ck_assert_uint_eq(q.head->ntx, 2);
 	ck_assert_uint_eq(rudp__rtx_ack(&q, 2, 3100, &rtt), 1);
 	ck_assert_uint_eq(rtt, RUDP__NEVER);
@@ -212,9 +212,9 @@ START_TEST(test_rtx_karn_uses_newest_acked)
 	 */
 	rudp__rtx_push(&q, 100, 10, 0);
 	rudp__rtx_push(&q, 110, 10, 0);
-	rudp__rtx_sent(q.head, 1000);
-	rudp__rtx_sent(q.head, 2000);
-	rudp__rtx_sent(q.tail, 2500);
+	rudp__rtx_sent(&q, q.head, 1000);
+	rudp__rtx_sent(&q, q.head, 2000);
+	rudp__rtx_sent(&q, q.tail, 2500);
 	ck_assert_uint_eq(rudp__rtx_ack(&q, 120, 2900, &rtt), 2);
 	ck_assert_uint_eq(rtt, 400);
 
@@ -225,9 +225,9 @@ START_TEST(test_rtx_karn_uses_newest_acked)
 	rudp__rtx_push(&q, 120, 10, 0);
 	rudp__rtx_push(&q, 130, 10, 0);
 	s = q.head;
-	rudp__rtx_sent(s, 5000);
-	rudp__rtx_sent(s->next, 5000);
-	rudp__rtx_sent(s->next, 7000);
+	rudp__rtx_sent(&q, s, 5000);
+	rudp__rtx_sent(&q, s->next, 5000);
+	rudp__rtx_sent(&q, s->next, 7000);
 	ck_assert_uint_eq(rudp__rtx_ack(&q, 140, 7100, &rtt), 2);
 	ck_assert_uint_eq(rtt, RUDP__NEVER);
 }
@@ -240,9 +240,9 @@ START_TEST(test_rtx_karn_ignores_unacked_tail)
 	/* The newest *acked* segment decides, not the newest queued one. */
 	rudp__rtx_push(&q, 100, 10, 0);
 	rudp__rtx_push(&q, 110, 10, 0);
-	rudp__rtx_sent(q.head, 1000);
-	rudp__rtx_sent(q.tail, 1100);
-	rudp__rtx_sent(q.tail, 4000);
+	rudp__rtx_sent(&q, q.head, 1000);
+	rudp__rtx_sent(&q, q.tail, 1100);
+	rudp__rtx_sent(&q, q.tail, 4000);
 	ck_assert_uint_eq(rudp__rtx_ack(&q, 110, 1300, &rtt), 1);
 	ck_assert_uint_eq(rtt, 300);
 }
@@ -268,13 +268,13 @@ START_TEST(test_rtx_next_returns_oldest_unsent)
 	push_run(0, lens, 3);
 	s = rudp__rtx_next(&q);
 	ck_assert_ptr_eq(s, q.head);
-	rudp__rtx_sent(s, 100);
+	rudp__rtx_sent(&q, s, 100);
 	s = rudp__rtx_next(&q);
 	ck_assert_ptr_eq(s, q.head->next);
-	rudp__rtx_sent(s, 110);
+	rudp__rtx_sent(&q, s, 110);
 	s = rudp__rtx_next(&q);
 	ck_assert_ptr_eq(s, q.tail);
-	rudp__rtx_sent(s, 120);
+	rudp__rtx_sent(&q, s, 120);
 	ck_assert_ptr_null(rudp__rtx_next(&q));
 }
 END_TEST
@@ -285,12 +285,12 @@ START_TEST(test_rtx_sent_bookkeeping)
 
 	rudp__rtx_push(&q, 7, 3, 0);
 	s = q.head;
-	rudp__rtx_sent(s, 1000);
+	rudp__rtx_sent(&q, s, 1000);
 	ck_assert_uint_eq(s->ntx, 1);
 	ck_assert_uint_eq(s->sent_at, 1000);
 	ck_assert(!s->needs_tx);
 	/* A retransmission counts and moves the send time forward. */
-	rudp__rtx_sent(s, 2500);
+	rudp__rtx_sent(&q, s, 2500);
 	ck_assert_uint_eq(s->ntx, 2);
 	ck_assert_uint_eq(s->sent_at, 2500);
 	ck_assert(!s->needs_tx);
