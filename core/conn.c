@@ -8,6 +8,8 @@
 
 /* RFC 6675's DupThresh: sacked segments above a hole that make it a loss. */
 #define DUPTHRESH 3
+/* Data segments acked at once at the start of a connection. */
+#define QUICKACKS 16
 
 /*
  * The legal transitions (RFC 793's diagram, without simultaneous open).
@@ -418,6 +420,8 @@ static void on_listen(struct rudp__conn *l, const struct sockaddr *from,
 		return;
 	memcpy(&c->peer, from, fromlen);
 	c->peerlen = fromlen;
+	if (ep->ops.mss)
+		c->mss = ep->ops.mss(ep->ops.ud, from, fromlen);
 	c->peer_cid = h->src_cid;
 	c->irs = h->seq;
 	c->rcv_nxt = h->seq + 1;
@@ -564,12 +568,18 @@ static void take_data(struct rudp__conn *c, const struct rudp__hdr *h,
 		if (dup || h->seq != c->rb.nxt - (uint32_t)adv ||
 		    c->rb.nooo) {
 			c->ack_pending = true;
-		} else if (++c->segs_unacked >= 2 || h->len < c->mss) {
+		} else if (++c->segs_unacked >= 2 || h->len < c->mss ||
+			   c->quickacks < QUICKACKS) {
 			/*
 			 * Every second full segment, and the end of a burst
 			 * (a short segment) at once: a request/response
 			 * exchange must not wait out the delayed-ack timer.
+			 * The first segments of a connection are acked at
+			 * once too, as Linux's quickack mode does, so slow
+			 * start is not held back by a window of one segment
+			 * waiting for its delayed ack.
 			 */
+			c->quickacks++;
 			c->ack_pending = true;
 		} else if (c->delack_at == RUDP__NEVER) {
 			c->delack_at = now + c->ep->cfg.delack;
@@ -1001,11 +1011,18 @@ void rudp__conn_abort(struct rudp__conn *c, int err)
 void rudp__conn_unreachable(struct rudp__conn *c, int err)
 {
 	/*
-	 * Only a connection attempt treats ICMP as fatal, as TCP does; later
-	 * an unreachable is soft, since routes come back.
+	 * Host and network unreachables are soft, as on TCP: routes come
+	 * back.  A port unreachable is not: the peer's connection state
+	 * lives in its process, and nothing listening on its UDP port means
+	 * that process (or its socket) is gone, so the connection is dead.
+	 * A connection attempt is refused; an open connection was reset.
 	 */
+	if (err != ECONNREFUSED)
+		return;
 	if (c->state == RUDP__SYN_SENT)
-		fail(c, err);
+		fail(c, ECONNREFUSED);
+	else if (synchronized(c->state))
+		fail(c, c->state == RUDP__TIME_WAIT ? 0 : ECONNRESET);
 }
 
 struct rudp__conn *rudp__conn_accept(struct rudp__conn *l)

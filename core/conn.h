@@ -100,6 +100,7 @@ struct rudp__conn {
 	uint32_t peer_fin_seq;
 	bool app_closed;      /* the program let go: no one reads any more */
 	unsigned segs_unacked;/* full segments received since our last ack */
+	unsigned quickacks;   /* segments acked at once so far (slow start) */
 	rudp__usec delack_at; /* when a delayed ack is due */
 	rudp__usec tw_at;     /* TIME_WAIT / FIN_WAIT_2 orphan deadline */
 	rudp__usec last_rx;   /* last datagram from the peer */

@@ -288,16 +288,23 @@ void rudp__ep_release(struct rudp__ep *ep, struct rudp__conn *c)
 
 	c->user_owned = false;
 	c->user = NULL;
-	rudp__conn_abort(c, 0);
+	/*
+	 * A connection whose owner arranged its end (FIN queued) lives on,
+	 * orphaned, until that exchange is over; anything else is aborted.
+	 */
+	if (!c->fin_queued || !c->app_closed)
+		rudp__conn_abort(c, 0);
 	if (was_listener)
 		settle_all(ep);
 	else
 		rudp__ep_settle(ep, c);
 }
 
-void rudp__ep_unreachable(struct rudp__ep *ep, int err)
+void rudp__ep_unreachable(struct rudp__ep *ep, const struct sockaddr *peer,
+			  socklen_t peerlen, int err)
 {
 	for (struct rudp__conn *c = ep->conns; c; c = c->all_next)
-		rudp__conn_unreachable(c, err);
+		if (!peer || same_addr(&c->peer, c->peerlen, peer, peerlen))
+			rudp__conn_unreachable(c, err);
 	settle_all(ep);
 }

@@ -29,6 +29,11 @@ struct rudp__ep_ops {
 	 * queue that still wait for the program, so the backlog counts them.
 	 */
 	unsigned (*backlog_extra)(void *ud, struct rudp__conn *l);
+	/*
+	 * Optional: the payload size for a connection to peer (from the
+	 * route MTU); the configured mss when absent.
+	 */
+	uint32_t (*mss)(void *ud, const struct sockaddr *peer, socklen_t len);
 };
 
 struct rudp__ep_stats {
@@ -120,11 +125,19 @@ void rudp__ep_timeout(struct rudp__ep *ep, rudp__usec now);
  */
 void rudp__ep_settle(struct rudp__ep *ep, struct rudp__conn *c);
 
-/* The API lets go of c: a live connection is aborted, then reaped. */
+/*
+ * The API lets go of c.  If it queued a FIN and marked the program gone
+ * (app_closed), c finishes sending and closing on its own; otherwise a
+ * live connection is aborted.  Either way it is reaped once CLOSED.
+ */
 void rudp__ep_release(struct rudp__ep *ep, struct rudp__conn *c);
 
-/* The UDP socket reported the peer unreachable (connected sockets only). */
-void rudp__ep_unreachable(struct rudp__ep *ep, int err);
+/*
+ * The network reported `peer` unreachable with err (ECONNREFUSED for a
+ * port unreachable); NULL for a connected socket's one peer.
+ */
+void rudp__ep_unreachable(struct rudp__ep *ep, const struct sockaddr *peer,
+			  socklen_t peerlen, int err);
 
 /* Whether anything is left that needs this endpoint's socket. */
 static inline bool rudp__ep_idle(const struct rudp__ep *ep)

@@ -1,6 +1,8 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,8 @@ struct loop {
 	struct rudp__lep *leps;
 	struct rudp__src *graveyard;
 	struct rudp__cfg cfg;
+	unsigned mss_override;    /* RUDP_MSS, 0 for the route's */
+	rudp__usec exit_linger;   /* RUDP_EXIT_LINGER_MS */
 	struct rudp__ep_stats closed_stats; /* endpoints already gone */
 	uint8_t rnd[256];
 	size_t rnd_left;
@@ -93,6 +97,13 @@ static unsigned loop_backlog_extra(void *ud, struct rudp__conn *l)
 	return L.hooks->backlog_extra(l);
 }
 
+static uint32_t loop_peer_mss(void *ud, const struct sockaddr *peer,
+			      socklen_t len)
+{
+	(void)ud;
+	return rudp__loop_mss(peer->sa_family, peer, len);
+}
+
 /* Reads an unsigned setting from the environment, keeping *v if unset. */
 static void env_uint(const char *name, unsigned max, unsigned *v)
 {
@@ -127,6 +138,49 @@ static void read_config(void)
 	env_uint("RUDP_RTO_INITIAL_MS", 60000, &rto_ms);
 	if (rto_ms)
 		L.cfg.rto_initial = rto_ms * RUDP__MSEC;
+	env_uint("RUDP_DATA_RETRIES", 32, &L.cfg.data_retries);
+	unsigned ms = (unsigned)(L.cfg.time_wait / RUDP__MSEC);
+	env_uint("RUDP_TIME_WAIT_MS", 600000, &ms);
+	L.cfg.time_wait = ms * RUDP__MSEC;
+	ms = 10000;
+	env_uint("RUDP_EXIT_LINGER_MS", 600000, &ms);
+	L.exit_linger = ms * RUDP__MSEC;
+	L.mss_override = 0;
+	env_uint("RUDP_MSS", RUDP__MAX_DGRAM - RUDP__HDR_LEN -
+			     RUDP__MAX_SACK * RUDP__SACK_LEN, &L.mss_override);
+	if (L.mss_override && L.mss_override < 64) {
+		rudp__log(RUDP__LOG_ERROR, "RUDP_MSS=%u is below 64; ignored",
+			  L.mss_override);
+		L.mss_override = 0;
+	}
+}
+
+uint32_t rudp__loop_mss(int domain, const struct sockaddr *peer,
+			socklen_t peerlen)
+{
+	const uint32_t overhead = RUDP__HDR_LEN + RUDP__MAX_SACK * RUDP__SACK_LEN;
+	int fd, mtu = 0;
+	socklen_t len = sizeof(mtu);
+
+	if (L.mss_override)
+		return L.mss_override;
+	/*
+	 * The kernel knows the path MTU of a connected UDP socket; a
+	 * throwaway one asks for peers of an unconnected listener too.
+	 */
+	fd = socket(domain, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, peer, peerlen) == 0)
+		getsockopt(fd, domain == AF_INET ? IPPROTO_IP : IPPROTO_IPV6,
+			   domain == AF_INET ? IP_MTU : IPV6_MTU, &mtu, &len);
+	if (fd >= 0)
+		close(fd);
+	uint32_t iphdr = domain == AF_INET ? 20 : 40;
+	if (mtu < 576)
+		return L.cfg.mss;
+	uint32_t dgram = (uint32_t)mtu - iphdr - 8;
+	if (dgram > RUDP__MAX_DGRAM)
+		dgram = RUDP__MAX_DGRAM;
+	return dgram - overhead;
 }
 
 static void *loop_main(void *arg);
@@ -219,6 +273,8 @@ int rudp__loop_lock(const struct rudp__loop_hooks *hooks)
 
 void rudp__loop_unlock(void)
 {
+	if (L.hooks && L.started)
+		L.hooks->service();
 	rudp__in_core--;
 	pthread_mutex_unlock(&L.mu);
 }
@@ -226,6 +282,60 @@ void rudp__loop_unlock(void)
 void rudp__loop_wait(pthread_cond_t *cv)
 {
 	pthread_cond_wait(cv, &L.mu);
+}
+
+void rudp__loop_timedwait(pthread_cond_t *cv, const struct timespec *ts)
+{
+	pthread_cond_timedwait(cv, &L.mu, ts);
+}
+
+bool rudp__loop_started(void)
+{
+	return L.started;
+}
+
+bool rudp__loop_busy(bool report)
+{
+	bool busy = false;
+
+	for (struct rudp__lep *e = L.leps; e; e = e->next) {
+		for (struct rudp__conn *c = e->ep.conns; c; c = c->all_next) {
+			bool b = false;
+			/*
+			 * Done means every byte we sent and our FIN are
+			 * acknowledged: the peer's own FIN is its business,
+			 * as a TCP program's exit does not wait for it either.
+			 */
+			switch (c->state) {
+			case RUDP__CLOSED:
+			case RUDP__LISTEN:
+			case RUDP__FIN_WAIT_2:
+			case RUDP__TIME_WAIT:
+				break;
+			case RUDP__SYN_SENT:
+			case RUDP__SYN_RCVD:
+				/* An attempt the program gave up on is no loss. */
+				b = c->user_owned;
+				break;
+			case RUDP__ESTABLISHED:
+			case RUDP__FIN_WAIT_1:
+			case RUDP__CLOSE_WAIT:
+			case RUDP__CLOSING:
+			case RUDP__LAST_ACK:
+				b = true;
+				break;
+			}
+			if (b && report)
+				rudp__log(RUDP__LOG_WARN,
+					  "conn %08x still %s, %zu bytes unacked",
+					  c->local_cid, rudp__state_name(c->state),
+					  c->sb.len);
+			busy = busy || b;
+			if (busy && !report)
+				return true;
+		}
+	}
+	return busy;
 }
 
 const struct rudp__cfg *rudp__loop_cfg(void)
@@ -270,6 +380,18 @@ int rudp__loop_watch(int fd, uint32_t events, struct rudp__src *src)
 	return epoll_ctl(L.epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+int rudp__loop_rewatch(int fd, uint32_t events, struct rudp__src *src)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = src };
+
+	return epoll_ctl(L.epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
+void rudp__loop_unwatch(int fd)
+{
+	epoll_ctl(L.epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
 void rudp__loop_bury(int fd, struct rudp__src *src)
 {
 	if (fd >= 0)
@@ -303,6 +425,22 @@ void rudp__loop_stats(struct rudp__ep_stats *out)
 		add_stats(out, &e->ep.stats);
 }
 
+/*
+ * UDP socket buffers must hold a whole congestion window of datagrams, or
+ * a burst the loop thread has not drained yet is lost before it counts:
+ * the kernel's default (about 200 KiB) is three 64 KiB datagrams on
+ * loopback.  Root may exceed net.core.[rw]mem_max; others get the cap.
+ */
+static void size_bufs(int fd)
+{
+	static const int want = 8 << 20;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+}
+
 int rudp__lep_open(int domain, const struct sockaddr *local,
 		   socklen_t locallen, const struct sockaddr *peer,
 		   socklen_t peerlen, struct rudp__lep **out)
@@ -311,6 +449,7 @@ int rudp__lep_open(int domain, const struct sockaddr *local,
 		.rand32 = loop_rand32,
 		.on_event = loop_on_event,
 		.backlog_extra = loop_backlog_extra,
+		.mss = loop_peer_mss,
 	};
 	struct rudp__lep *lep = calloc(1, sizeof(*lep));
 	int r;
@@ -327,6 +466,7 @@ int rudp__lep_open(int domain, const struct sockaddr *local,
 		goto fail;
 	}
 	rudp__ownfd_add(lep->fd);
+	size_bufs(lep->fd);
 	r = rudp__ep_init(&lep->ep, &L.cfg, &ops);
 	if (r < 0)
 		goto fail;
@@ -338,6 +478,12 @@ int rudp__lep_open(int domain, const struct sockaddr *local,
 		r = rudp__lep_connect(lep, peer, peerlen);
 		if (r < 0)
 			goto fail;
+	} else {
+		int on = 1;
+		(void)setsockopt(lep->fd,
+				 domain == AF_INET ? IPPROTO_IP : IPPROTO_IPV6,
+				 domain == AF_INET ? IP_RECVERR : IPV6_RECVERR,
+				 &on, sizeof(on));
 	}
 	r = rudp__heap_reserve(&L.timers, L.timers.n + 1);
 	if (r < 0)
@@ -415,12 +561,53 @@ void rudp__lep_flush(struct rudp__lep *lep)
 		 * A refusal on a connected socket is the peer's ICMP answer.
 		 */
 		if (r < 0 && errno == ECONNREFUSED)
-			rudp__ep_unreachable(&lep->ep, ECONNREFUSED);
+			rudp__ep_unreachable(&lep->ep, NULL, 0, ECONNREFUSED);
 	}
 	(void)rudp__heap_set(&L.timers, &lep->timer,
 			     rudp__ep_deadline(&lep->ep));
 	rearm();
 	lep_close_if_unused(lep);
+}
+
+/*
+ * An unconnected socket (a listener's) hears ICMP errors through its error
+ * queue (IP_RECVERR), each naming the destination of the datagram that
+ * drew it, so the error reaches the right connection.
+ */
+static void read_errqueue(struct rudp__lep *lep)
+{
+	struct sockaddr_storage dst;
+	union {
+		char buf[512];
+		struct cmsghdr align;
+	} u;
+
+	for (int i = 0; i < RX_BATCH; i++) {
+		struct iovec iov = { .iov_base = L.buf, .iov_len = 64 };
+		struct msghdr msg = {
+			.msg_name = &dst, .msg_namelen = sizeof(dst),
+			.msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+		};
+		if (recvmsg(lep->fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+			return;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm;
+		     cm = CMSG_NXTHDR(&msg, cm)) {
+			if (!((cm->cmsg_level == IPPROTO_IP &&
+			       cm->cmsg_type == IP_RECVERR) ||
+			      (cm->cmsg_level == IPPROTO_IPV6 &&
+			       cm->cmsg_type == IPV6_RECVERR)))
+				continue;
+			struct sock_extended_err ee;
+			memcpy(&ee, CMSG_DATA(cm), sizeof(ee));
+			if (ee.ee_origin == SO_EE_ORIGIN_ICMP ||
+			    ee.ee_origin == SO_EE_ORIGIN_ICMP6)
+				rudp__ep_unreachable(&lep->ep,
+						     (struct sockaddr *)&dst,
+						     msg.msg_namelen,
+						     (int)ee.ee_errno);
+		}
+	}
 }
 
 static void lep_read(struct rudp__lep *lep)
@@ -436,10 +623,16 @@ static void lep_read(struct rudp__lep *lep)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN)
+				break;
+			if (!lep->connected) {
+				read_errqueue(lep);
+				continue;
+			}
 			if (errno == ECONNREFUSED || errno == EHOSTUNREACH ||
 			    errno == ENETUNREACH)
-				rudp__ep_unreachable(&lep->ep, ECONNREFUSED);
-			else if (errno != EAGAIN)
+				rudp__ep_unreachable(&lep->ep, NULL, 0, errno);
+			else
 				rudp__log(RUDP__LOG_WARN, "UDP receive: %s",
 					  strerror(errno));
 			break;
@@ -538,6 +731,7 @@ static void *loop_main(void *arg)
 			}
 		}
 		run_timers();
+		L.hooks->service();
 		reap_graveyard();
 		pthread_mutex_unlock(&L.mu);
 	}
@@ -594,6 +788,24 @@ static void at_fork_child(void)
 	L.rnd_left = 0;
 	memset(L.rnd, 0, sizeof(L.rnd));
 	L.started = false;
+	rudp__in_core--;
+	pthread_mutex_unlock(&L.mu);
+}
+
+/*
+ * Process exit: with TCP the kernel keeps sending what a program wrote
+ * after the program is gone; here the process is the protocol, so exit()
+ * waits (up to RUDP_EXIT_LINGER_MS) for the connections to deliver their
+ * bytes and finish closing.  _exit() and fatal signals skip this.
+ */
+__attribute__((destructor)) static void loop_fini(void)
+{
+	if (!L.started)
+		return;
+	pthread_mutex_lock(&L.mu);
+	rudp__in_core++;
+	if (L.started && L.hooks)
+		L.hooks->exit_flush(L.exit_linger);
 	rudp__in_core--;
 	pthread_mutex_unlock(&L.mu);
 }

@@ -46,6 +46,10 @@ struct rudp__loop_hooks {
 	void (*on_sock)(struct rudp__src *src, uint32_t events);
 	/* Frees a dead RUDP__SRC_SOCK source; false if it must wait. */
 	bool (*free_sock)(struct rudp__src *src);
+	/* Catches up on work the events above queued; before every unlock. */
+	void (*service)(void);
+	/* At process exit: finish what the program's connections sent. */
+	void (*exit_flush)(rudp__usec linger);
 };
 
 /*
@@ -66,11 +70,29 @@ rudp__usec rudp__now(void);
 int rudp__loop_lock(const struct rudp__loop_hooks *hooks);
 void rudp__loop_unlock(void);
 
-/* Waits on cv with the loop's lock. */
+/* Waits on cv with the loop's lock (until the CLOCK_REALTIME time ts). */
 void rudp__loop_wait(pthread_cond_t *cv);
+void rudp__loop_timedwait(pthread_cond_t *cv, const struct timespec *ts);
+
+/*
+ * Whether any connection still has data or its FIN unacknowledged;
+ * with `report`, each such connection is logged.
+ */
+bool rudp__loop_busy(bool report);
+
+/* Whether this process runs a loop (and so may own connections). */
+bool rudp__loop_started(void);
 
 /* The configuration new endpoints get (from the environment). */
 const struct rudp__cfg *rudp__loop_cfg(void);
+
+/*
+ * The payload size for a connection to peer: the route MTU less the IP,
+ * UDP and rudp headers and room for SACK blocks, so datagrams never need
+ * fragmenting (RUDP_MSS overrides).
+ */
+uint32_t rudp__loop_mss(int domain, const struct sockaddr *peer,
+			socklen_t peerlen);
 
 /*
  * Opens a UDP socket of `domain`, binds it to `local` when given (else the
@@ -94,8 +116,10 @@ void rudp__lep_put(struct rudp__lep *lep);
  */
 void rudp__lep_flush(struct rudp__lep *lep);
 
-/* Registers an fd for `events` on behalf of src.  Lock held. */
+/* Registers, changes or drops the epoll interest in fd.  Lock held. */
 int rudp__loop_watch(int fd, uint32_t events, struct rudp__src *src);
+int rudp__loop_rewatch(int fd, uint32_t events, struct rudp__src *src);
+void rudp__loop_unwatch(int fd);
 
 /* Unregisters fd and hands src to the loop to free later.  Lock held. */
 void rudp__loop_bury(int fd, struct rudp__src *src);

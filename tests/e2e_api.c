@@ -1331,9 +1331,13 @@ static int case_closing(void)
 	c = rudp_accept(fd, NULL, NULL);
 	if (!CHECK(c >= 0) || !ch_put(p.ch, 'a'))
 		goto out;
-	dt = wait_eof(c, 2000);
-	diag_wait("acceptor saw close(2) of the peer", dt);
-	CHECK(dt >= 0);
+	/*
+	 * Plain close(2) of an rudp descriptor is not the API's close: the
+	 * library keeps its own reference to the program's end (to report
+	 * resets as ECONNRESET), so the connection lives until rudp_close or
+	 * the process's exit.  What must hold is that the number is safe to
+	 * reuse, which the connector checks next.
+	 */
 	if (!ch_recv(p.ch, &name, sizeof(name), 5000))
 		goto out;
 	len = sizeof(from);

@@ -28,7 +28,6 @@
  * Exit status: 0 after SIGINT or SIGTERM, 1 on a runtime failure (a socket
  * cannot be bound, say), 2 on bad arguments.
  */
-#define _GNU_SOURCE /* PR_SET_TIMERSLACK and getopt_long: glibc declares them so */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -443,7 +442,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	if (jitter_given && !reorder_given)
 		o->reorder = 1;
 	/*
-	 * A few full-size Ethernet frames, or 5 ms at the configured rate on
+	 * Two full-size Ethernet frames, or 5 ms at the configured rate on
 	 * fast links, so the bucket neither starves small bursts nor lets a
 	 * long idle period turn into a flood.
 	 */
@@ -963,29 +962,27 @@ static int open_listener(const char *arg, struct sockaddr_storage *ss,
 			 socklen_t len, bool host_given)
 {
 	char name[INET6_ADDRSTRLEN + 8];
-	int fd, off = 0;
+	int fd = -1, off = 0;
 
 	if (!host_given) {
 		uint16_t port = ((struct sockaddr_in6 *)ss)->sin6_port;
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
 		memset(ss, 0, sizeof(*ss));
-		s6->sin6_family = AF_INET6;
-		s6->sin6_addr = in6addr_any;
-		s6->sin6_port = port;
-		len = sizeof(*s6);
 		fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd >= 0) {
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+			s6->sin6_family = AF_INET6;
+			s6->sin6_addr = in6addr_any;
+			s6->sin6_port = port;
+			len = sizeof(*s6);
 		} else {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-			memset(ss, 0, sizeof(*ss));
 			s4->sin_family = AF_INET;
 			s4->sin_addr.s_addr = htonl(INADDR_ANY);
 			s4->sin_port = port;
 			len = sizeof(*s4);
 		}
-	} else {
-		fd = -1;
 	}
 	if (fd < 0)
 		fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -10,6 +10,7 @@
 
 #define A 0 /* the connecting node */
 #define B 1 /* the listening node */
+#define C_NODE 2 /* a bystander */
 #define MS RUDP__MSEC
 #define S RUDP__SEC
 
@@ -483,15 +484,40 @@ START_TEST(test_conn_rst_in_syn_sent_must_ack_our_syn)
 }
 END_TEST
 
-START_TEST(test_conn_unreachable_fails_only_syn_sent)
+START_TEST(test_conn_unreachable_host_soft_port_fatal)
 {
 	establish();
-	rudp__ep_unreachable(&sim.node[A].ep, ECONNREFUSED);
+	/* Host unreachable is soft, connecting or connected. */
+	rudp__ep_unreachable(&sim.node[A].ep, NULL, 0, EHOSTUNREACH);
 	ck_assert_int_eq(conn_a->state, RUDP__ESTABLISHED);
 	struct rudp__conn *c = sim_connect(&sim, A, B);
-	rudp__ep_unreachable(&sim.node[A].ep, ECONNREFUSED);
+	rudp__ep_unreachable(&sim.node[A].ep, NULL, 0, EHOSTUNREACH);
+	ck_assert_int_eq(c->state, RUDP__SYN_SENT);
+	/*
+	 * Port unreachable refuses the attempt and resets the open
+	 * connection: its peer's process, where its state lived, is gone.
+	 */
+	rudp__ep_unreachable(&sim.node[A].ep, NULL, 0, ECONNREFUSED);
 	ck_assert_int_eq(c->state, RUDP__CLOSED);
 	ck_assert_int_eq(c->err, ECONNREFUSED);
+	ck_assert_int_eq(conn_a->state, RUDP__CLOSED);
+	ck_assert_int_eq(conn_a->err, ECONNRESET);
+}
+END_TEST
+
+START_TEST(test_conn_unreachable_names_the_peer)
+{
+	struct sockaddr_in other = sim.node[C_NODE].addr;
+
+	establish();
+	/* An error about some other peer leaves this connection alone. */
+	rudp__ep_unreachable(&sim.node[A].ep, (struct sockaddr *)&other,
+			     sizeof(other), ECONNREFUSED);
+	ck_assert_int_eq(conn_a->state, RUDP__ESTABLISHED);
+	rudp__ep_unreachable(&sim.node[A].ep,
+			     (struct sockaddr *)&sim.node[B].addr,
+			     sizeof(sim.node[B].addr), ECONNREFUSED);
+	ck_assert_int_eq(conn_a->state, RUDP__CLOSED);
 }
 END_TEST
 
@@ -550,7 +576,8 @@ static Suite *conn_suite(void)
 	tcase_add_test(tc, test_conn_abort_resets_peer);
 	tcase_add_test(tc, test_conn_rst_outside_window_ignored);
 	tcase_add_test(tc, test_conn_rst_in_syn_sent_must_ack_our_syn);
-	tcase_add_test(tc, test_conn_unreachable_fails_only_syn_sent);
+	tcase_add_test(tc, test_conn_unreachable_host_soft_port_fatal);
+	tcase_add_test(tc, test_conn_unreachable_names_the_peer);
 	tcase_add_test(tc, test_conn_listener_close_aborts_children);
 	suite_add_tcase(s, tc);
 	return s;

@@ -84,7 +84,7 @@ def collect(socks, got, last, until):
 
 def paced(host, port, n, burst, gap_ms, size, clients=1):
     """Sends n datagrams per client in bursts and collects the replies
-    until 300 ms pass without one."""
+    until 200 ms pass without one (the longest test delay is 30 ms)."""
     socks = [make_socket(host) for _ in range(clients)]
     got, t0 = [], time.monotonic()
     last = [t0]
@@ -95,7 +95,7 @@ def paced(host, port, n, burst, gap_ms, size, clients=1):
         collect(socks, got, last, time.monotonic() + gap_ms / 1000)
     while True:
         before = len(got)
-        collect(socks, got, last, time.monotonic() + 0.3)
+        collect(socks, got, last, time.monotonic() + 0.2)
         if len(got) == before:
             break
     ports = [s.getsockname()[1] for s in socks]
@@ -225,10 +225,10 @@ PY
 }
 
 # Prints "ok - WHAT (seconds)" for the case that has just passed.
-started=${EPOCHREALTIME/./}
+started=${EPOCHREALTIME//[!0-9]/}
 case_start=$started
 pass() {
-	local now=${EPOCHREALTIME/./} us
+	local now=${EPOCHREALTIME//[!0-9]/} us
 	us=$((now - case_start))
 	printf 'ok - %s (%d.%02d s)\n' "$1" $((us / 1000000)) $((us % 1000000 / 10000))
 	case_start=$now
@@ -311,8 +311,8 @@ rtts = json.load(open(sys.argv[1]))["rtts"]
 R = json.load(open(sys.argv[2]))
 print(f"  rtt ms: min {min(rtts):.3f} max {max(rtts):.3f}; relay timer lateness "
       f"max {R['timer_late_us_max']} us avg {R['timer_late_us_avg']} us")
-if not all(100 <= r < 250 for r in rtts):
-    sys.exit(f"delay: round trips {rtts} not in [100, 250) ms")
+if not all(100 <= r < 400 for r in rtts):
+    sys.exit(f"delay: round trips {rtts} not in [100, 400) ms")
 PY
 pass "delay: --delay 50 gives round trips of at least 100 ms"
 

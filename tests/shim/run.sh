@@ -37,6 +37,7 @@ need ss
 if [ -z "${PYTHON:-}" ]; then
 	if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
 fi
+need "$PYTHON"
 
 PRELOAD=$RUDP_SHIM
 # (ldd's output is read whole: with pipefail, `ldd | grep -q` fails whenever
@@ -122,8 +123,14 @@ wait_udp() {
 # reap PID: waits for a background process (bounded by its timeout); sets
 # $rc to its exit status.  (Not in $(...): a subshell cannot wait for it.)
 reap() {
+	local p keep=()
 	rc=0
 	wait "$1" || rc=$?
+	# Forget it, so that cleanup never signals a recycled pid.
+	for p in "${pids[@]}"; do
+		[ "$p" = "$1" ] || keep+=("$p")
+	done
+	pids=("${keep[@]}")
 }
 
 # wait_exit PID SECS: true once PID has exited (then reaped, status in

@@ -1,0 +1,848 @@
+#include "sock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "ownfd.h"
+
+/* Most bytes one socket moves per service round: fairness between them. */
+#define PUMP_BUDGET (1024 * 1024)
+#define NOT_WATCHED (~0u)
+
+static struct rudp__sock **tab;
+static size_t ntab, nsocks;
+static struct rudp__sock *dirty_head;
+/* Signalled on every connection state change, for the exit flush. */
+static pthread_cond_t state_cv = PTHREAD_COND_INITIALIZER;
+
+size_t rudp__sock_count(void)
+{
+	return __atomic_load_n(&nsocks, __ATOMIC_RELAXED);
+}
+
+static size_t bucket(uint64_t cookie, size_t n)
+{
+	return (size_t)(cookie * UINT64_C(0x9e3779b97f4a7c15) >> 32) & (n - 1);
+}
+
+static int table_put(struct rudp__sock *s)
+{
+	if (nsocks >= ntab) {
+		size_t n = ntab ? 2 * ntab : 64;
+		struct rudp__sock **t = calloc(n, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		for (size_t i = 0; i < ntab; i++) {
+			while (tab[i]) {
+				struct rudp__sock *x = tab[i];
+				tab[i] = x->hnext;
+				x->hnext = t[bucket(x->cookie, n)];
+				t[bucket(x->cookie, n)] = x;
+			}
+		}
+		free(tab);
+		tab = t;
+		ntab = n;
+	}
+	size_t b = bucket(s->cookie, ntab);
+	s->hnext = tab[b];
+	tab[b] = s;
+	s->in_table = true;
+	/* Read without the lock by rudp__sock_count(); written under it. */
+	__atomic_store_n(&nsocks, nsocks + 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static void table_del(struct rudp__sock *s)
+{
+	if (!s->in_table)
+		return;
+	struct rudp__sock **pp = &tab[bucket(s->cookie, ntab)];
+	while (*pp != s)
+		pp = &(*pp)->hnext;
+	*pp = s->hnext;
+	s->in_table = false;
+	__atomic_store_n(&nsocks, nsocks - 1, __ATOMIC_RELAXED);
+}
+
+static int cookie_of(int fd, uint64_t *cookie)
+{
+	socklen_t len = sizeof(*cookie);
+
+	return getsockopt(fd, SOL_SOCKET, SO_COOKIE, cookie, &len) < 0 ? -errno
+									 : 0;
+}
+
+struct rudp__sock *rudp__sock_lookup(int fd)
+{
+	uint64_t cookie;
+	struct rudp__sock *s;
+
+	if (!nsocks || cookie_of(fd, &cookie) < 0)
+		return NULL;
+	for (s = tab[bucket(cookie, ntab)]; s; s = s->hnext)
+		if (s->cookie == cookie)
+			return s;
+	return NULL;
+}
+
+static struct rudp__sock *sock_alloc(int domain)
+{
+	struct rudp__sock *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	pthread_cond_init(&s->cv, NULL);
+	s->src.kind = RUDP__SRC_SOCK;
+	s->domain = domain;
+	s->core_fd = s->hold_fd = -1;
+	s->watching = NOT_WATCHED;
+	return s;
+}
+
+static void sock_free(struct rudp__sock *s)
+{
+	pthread_cond_destroy(&s->cv);
+	free(s);
+}
+
+/* Registers our end for exactly `events` (plus hang-ups), if changed. */
+static void watch(struct rudp__sock *s, uint32_t events)
+{
+	if (s->core_fd < 0 || events == s->watching)
+		return;
+	if (events == NOT_WATCHED)
+		rudp__loop_unwatch(s->core_fd);
+	else if (s->watching == NOT_WATCHED)
+		(void)rudp__loop_watch(s->core_fd, events, &s->src);
+	else
+		(void)rudp__loop_rewatch(s->core_fd, events, &s->src);
+	s->watching = events;
+}
+
+/*
+ * Fills the program's send buffer so that fd polls as not writable.  The
+ * smallest buffer keeps the plug to a few kilobytes.
+ */
+static int plug(struct rudp__sock *s, int fd)
+{
+	static const char zeros[4096];
+	socklen_t len = sizeof(s->sndbuf);
+	int one = 1;
+	ssize_t n;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &s->sndbuf, &len) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &one, sizeof(one)) < 0)
+		return -errno;
+	for (;;) {
+		n = send(fd, zeros, sizeof(zeros), MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		s->plug += (size_t)n;
+	}
+	return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+}
+
+void rudp__sock_unplug(struct rudp__sock *s)
+{
+	char sink[4096];
+
+	if (!s->plug || s->core_fd < 0)
+		return;
+	while (s->plug) {
+		size_t want = s->plug < sizeof(sink) ? s->plug : sizeof(sink);
+		ssize_t n = recv(s->core_fd, sink, want, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		s->plug -= (size_t)n;
+	}
+	/* getsockopt reported the doubled size the kernel keeps; undo it. */
+	if (s->hold_fd >= 0)
+		(void)setsockopt(s->hold_fd, SOL_SOCKET, SO_SNDBUF,
+				 &(int){ s->sndbuf / 2 }, sizeof(int));
+}
+
+static void release_hold(struct rudp__sock *s)
+{
+	if (s->hold_fd >= 0)
+		rudp__ownfd_close(s->hold_fd);
+	s->hold_fd = -1;
+}
+
+void rudp__sock_drop_hold(struct rudp__sock *s)
+{
+	release_hold(s);
+}
+
+int rudp__sock_new(int domain, int flags, bool plugged,
+		   struct rudp__sock **out, int *fd)
+{
+	int sv[2] = { -1, -1 };
+	struct rudp__sock *s = sock_alloc(domain);
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	s->core_fd = sv[1];
+	rudp__ownfd_add(sv[1]);
+	if ((!(flags & SOCK_CLOEXEC) && fcntl(sv[0], F_SETFD, 0) < 0) ||
+	    fcntl(sv[1], F_SETFL, O_NONBLOCK) < 0 ||
+	    ((flags & SOCK_NONBLOCK) && fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0)) {
+		r = -errno;
+		goto fail;
+	}
+	/*
+	 * Our own copy of the program's end: it restores the buffer after
+	 * the plug, tells us what the program left unread when it closes,
+	 * and lets us make its reads fail with ECONNRESET on a reset (a
+	 * socket pair reports that when its peer closes with unread data,
+	 * which only a writer on the program's side can leave).
+	 */
+	s->hold_fd = fcntl(sv[0], F_DUPFD_CLOEXEC, 0);
+	if (s->hold_fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	rudp__ownfd_add(s->hold_fd);
+	r = cookie_of(sv[0], &s->cookie);
+	if (r < 0)
+		goto fail;
+	if (plugged && (r = plug(s, sv[0])) < 0)
+		goto fail;
+	r = table_put(s);
+	if (r < 0)
+		goto fail;
+	watch(s, 0);
+	*out = s;
+	*fd = sv[0];
+	return 0;
+fail:
+	release_hold(s);
+	if (sv[0] >= 0) {
+		close(sv[0]);
+		rudp__ownfd_close(sv[1]);
+	}
+	sock_free(s);
+	return r;
+}
+
+int rudp__sock_new_remote(int fd, int domain,
+			  const struct rudp__accept_rec *rec,
+			  struct rudp__sock **out)
+{
+	struct rudp__sock *n = sock_alloc(domain);
+	int r;
+
+	if (!n)
+		return -ENOMEM;
+	r = cookie_of(fd, &n->cookie);
+	if (r < 0)
+		goto fail;
+	n->remote = true;
+	n->connected = true;
+	memcpy(&n->peer, &rec->peer, sizeof(n->peer));
+	n->peerlen = rec->peerlen;
+	memcpy(&n->local, &rec->local, sizeof(n->local));
+	n->locallen = rec->locallen;
+	r = table_put(n);
+	if (r < 0)
+		goto fail;
+	*out = n;
+	return 0;
+fail:
+	sock_free(n);
+	return r;
+}
+
+void rudp__sock_free_remote(struct rudp__sock *s)
+{
+	table_del(s);
+	sock_free(s);
+}
+
+void rudp__sock_local_addr(const struct rudp__sock *s,
+			   struct sockaddr_storage *ss, socklen_t *len)
+{
+	*len = sizeof(*ss);
+	if (!s->lep || getsockname(s->lep->fd, (struct sockaddr *)ss, len) < 0) {
+		memset(ss, 0, sizeof(*ss));
+		ss->ss_family = (sa_family_t)s->domain;
+		*len = s->domain == AF_INET ? sizeof(struct sockaddr_in)
+					    : sizeof(struct sockaddr_in6);
+	}
+}
+
+/* Keeps what the program may still ask once the protocol side is gone. */
+static void cache_addrs(struct rudp__sock *s)
+{
+	rudp__sock_local_addr(s, &s->local, &s->locallen);
+	if (s->conn) {
+		s->listening = s->conn->state == RUDP__LISTEN;
+		s->connected = s->conn->state != RUDP__CLOSED &&
+			       s->conn->state != RUDP__SYN_SENT;
+		memcpy(&s->peer, &s->conn->peer, s->conn->peerlen);
+		s->peerlen = s->conn->peerlen;
+	}
+}
+
+static void drop_conn(struct rudp__sock *s)
+{
+	if (s->conn) {
+		s->conn->user = NULL;
+		rudp__ep_release(&s->lep->ep, s->conn);
+		s->conn = NULL;
+	}
+	if (s->lep) {
+		rudp__lep_flush(s->lep);
+		rudp__lep_put(s->lep);
+		s->lep = NULL;
+	}
+}
+
+static void close_core(struct rudp__sock *s)
+{
+	if (s->core_fd < 0)
+		return;
+	if (s->watching != NOT_WATCHED)
+		rudp__loop_unwatch(s->core_fd);
+	s->watching = NOT_WATCHED;
+	rudp__ownfd_close(s->core_fd);
+	s->core_fd = -1;
+}
+
+/*
+ * Ends a socket the program no longer holds: the connection goes to the
+ * core (orphaned to finish its FIN exchange, or reset), our descriptors
+ * close, and the loop frees s once no waiter still holds it.
+ */
+static void sock_destroy(struct rudp__sock *s)
+{
+	table_del(s);
+	drop_conn(s);
+	release_hold(s);
+	if (s->core_fd >= 0) {
+		s->watching = NOT_WATCHED;
+		rudp__loop_bury(s->core_fd, &s->src);
+		rudp__ownfd_close(s->core_fd);
+		s->core_fd = -1;
+	} else {
+		rudp__loop_bury(-1, &s->src);
+	}
+	pthread_cond_broadcast(&s->cv);
+}
+
+/*
+ * The connection is over but the program still holds its descriptor:
+ * s becomes a record of what it was, with our descriptors closed.  A
+ * reset shows in the program's reads as ECONNRESET, as on TCP.
+ */
+static void detach(struct rudp__sock *s, int err)
+{
+	cache_addrs(s);
+	if (err && s->hold_fd >= 0 && s->core_fd >= 0) {
+		/* An unread byte at our end makes closing it a reset. */
+		while (send(s->hold_fd, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+		       errno == EINTR)
+			;
+	}
+	s->connected = false;
+	drop_conn(s);
+	release_hold(s);
+	close_core(s);
+	s->remote = true;
+	pthread_cond_broadcast(&s->cv);
+}
+
+/* Whether our end has hung up: no copy of the program's end is open. */
+static bool hung_up(const struct rudp__sock *s)
+{
+	struct pollfd p = { .fd = s->core_fd, .events = 0 };
+
+	return s->core_fd >= 0 && poll(&p, 1, 0) == 1 &&
+	       (p.revents & (POLLHUP | POLLERR));
+}
+
+static void mark_dirty(struct rudp__sock *s)
+{
+	if (s->dirty)
+		return;
+	s->dirty = true;
+	s->dirty_next = dirty_head;
+	dirty_head = s;
+}
+
+void rudp__sock_touch(struct rudp__sock *s)
+{
+	mark_dirty(s);
+}
+
+/* Moves what the program wrote into the connection's send buffer. */
+static void pump_in(struct rudp__sock *s)
+{
+	struct rudp__conn *c = s->conn;
+	size_t budget = PUMP_BUDGET;
+	uint8_t *p;
+	size_t n;
+	ssize_t r;
+
+	if (!c || s->eof_in || s->plug || s->core_fd < 0)
+		return;
+	while (budget && (n = rudp__conn_send_reserve(c, &p)) > 0) {
+		r = recv(s->core_fd, p, n < budget ? n : budget, MSG_DONTWAIT);
+		if (r > 0) {
+			rudp__conn_send_commit(c, (size_t)r);
+			budget -= (size_t)r;
+			continue;
+		}
+		if (r == 0) {
+			/* The program shut down writing, or closed: FIN. */
+			s->eof_in = true;
+			rudp__conn_shutdown_write(c);
+		} else if (errno == EINTR) {
+			continue;
+		}
+		break;
+	}
+	rudp__ep_settle(&s->lep->ep, c);
+	if (!budget)
+		mark_dirty(s);
+}
+
+/* Moves in-order bytes from the connection to the program's end. */
+static void pump_out(struct rudp__sock *s)
+{
+	struct rudp__conn *c = s->conn;
+	const uint8_t *p;
+	size_t n;
+	ssize_t w;
+
+	if (!c || s->core_fd < 0)
+		return;
+	s->out_blocked = false;
+	while ((n = rudp__conn_recv_peek(c, &p)) > 0) {
+		w = send(s->core_fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w > 0) {
+			rudp__conn_recv_consume(c, (size_t)w);
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			s->out_blocked = true;
+			break;
+		}
+		/* The program will never read again (shut down, closed). */
+		rudp__conn_recv_consume(c, n);
+	}
+	if (rudp__conn_recv_eof(c) && !s->core_shut) {
+		shutdown(s->core_fd, SHUT_WR);
+		s->core_shut = true;
+	}
+	rudp__ep_settle(&s->lep->ep, c);
+}
+
+/* The epoll events our end needs now. */
+static uint32_t wanted(const struct rudp__sock *s)
+{
+	const struct rudp__conn *c = s->conn;
+	uint32_t ev = 0;
+
+	if (!c)
+		return 0;
+	if (!s->eof_in && !s->plug && rudp__conn_can_send(c) &&
+	    rudp__sndbuf_space(&c->sb))
+		ev |= EPOLLIN | EPOLLRDHUP;
+	if (s->out_blocked)
+		ev |= EPOLLOUT;
+	return ev;
+}
+
+static bool data_state(enum rudp__state st)
+{
+	return st == RUDP__ESTABLISHED || st == RUDP__CLOSE_WAIT ||
+	       st == RUDP__FIN_WAIT_1 || st == RUDP__FIN_WAIT_2 ||
+	       st == RUDP__CLOSING || st == RUDP__LAST_ACK ||
+	       st == RUDP__TIME_WAIT;
+}
+
+/*
+ * The program has let go of s for good (its last copy closed, or the
+ * process exits).  Unread data or SO_LINGER {on, 0} mean a reset, as TCP;
+ * otherwise the connection finishes sending and ends with FIN, orphaned.
+ */
+static void let_go(struct rudp__sock *s, int unread)
+{
+	struct rudp__conn *c = s->conn;
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (s->core_fd >= 0)
+		getsockopt(s->core_fd, SOL_SOCKET, SO_ERROR, &err, &len);
+	if (c && data_state(c->state) && c->state != RUDP__TIME_WAIT) {
+		pump_in(s);
+		bool abort = unread > 0 || err == ECONNRESET ||
+			     rudp__rcvbuf_ready(&c->rb) ||
+			     (s->opts[RUDP__OPT_LINGER_ON] &&
+			      !s->opts[RUDP__OPT_LINGER_SECS]);
+		if (abort) {
+			rudp__conn_abort(c, ECONNRESET);
+		} else {
+			c->app_closed = true;
+			/*
+			 * Bytes still waiting at our end are part of the
+			 * stream: keep reading them until the end of it.
+			 */
+			if (!s->eof_in && s->core_fd >= 0) {
+				s->closing = true;
+				mark_dirty(s);
+				return;
+			}
+			rudp__conn_shutdown_write(c);
+		}
+	}
+	sock_destroy(s);
+}
+
+void rudp__sock_closed(struct rudp__sock *s)
+{
+	int unread = 0;
+
+	if (s->remote) {
+		rudp__sock_free_remote(s);
+		return;
+	}
+	/* What the program left unread, before our copy goes. */
+	if (s->hold_fd >= 0)
+		ioctl(s->hold_fd, SIOCINQ, &unread);
+	release_hold(s);
+	/*
+	 * Other copies (dup, fork) keep the connection, as on TCP; the
+	 * hang-up on our end tells when the last one goes.  A socket still
+	 * connecting is ended regardless: closing it aborts the attempt.
+	 */
+	if (s->conn && s->conn->state == RUDP__SYN_SENT) {
+		sock_destroy(s);
+		return;
+	}
+	if (hung_up(s) || s->core_fd < 0)
+		let_go(s, unread);
+}
+
+/* Loop hook: our end of s reported `events`. */
+static void on_sock(struct rudp__src *src, uint32_t events)
+{
+	struct rudp__sock *s = (struct rudp__sock *)src;
+
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		pump_in(s);
+	if (events & EPOLLOUT)
+		pump_out(s);
+	if (events & (EPOLLHUP | EPOLLERR)) {
+		/*
+		 * Both directions of the pair are shut.  Without our copy of
+		 * the program's end, that is the program closing its last
+		 * copy, unless its own shutdown() calls explain it.
+		 */
+		bool shut = s->shut_wr && (s->shut_rd || s->core_shut);
+		if (s->hold_fd < 0 && !shut) {
+			let_go(s, 0);
+			return;
+		}
+		/* Nothing more can flow: stop listening to a level hang-up. */
+		watch(s, NOT_WATCHED);
+	}
+	mark_dirty(s);
+}
+
+/* Brings one socket's pumps and epoll registration up to date. */
+static void service_one(struct rudp__sock *s)
+{
+	struct rudp__conn *c = s->conn;
+
+	if (s->src.dead || s->remote || !c)
+		return;
+	pump_out(s);
+	pump_in(s);
+	if (s->closing && (s->eof_in || c->state == RUDP__CLOSED)) {
+		rudp__conn_shutdown_write(c);
+		sock_destroy(s);
+		return;
+	}
+	/* An ended connection whose bytes the program has all received. */
+	if (c->state == RUDP__CLOSED && !rudp__rcvbuf_ready(&c->rb) &&
+	    !s->connecting) {
+		detach(s, c->err);
+		return;
+	}
+	if (s->watching != NOT_WATCHED || !s->eof_in || !s->core_shut)
+		watch(s, wanted(s));
+	if (s->lep)
+		rudp__lep_flush(s->lep);
+}
+
+void rudp__sock_service(void)
+{
+	while (dirty_head) {
+		struct rudp__sock *s = dirty_head;
+		dirty_head = s->dirty_next;
+		s->dirty = false;
+		service_one(s);
+	}
+}
+
+/*
+ * A listener's child is established: give it a socket of its own and send
+ * the program's end down the listener's pair, where accept() picks it up.
+ */
+static void deliver(struct rudp__sock *l, struct rudp__conn *c)
+{
+	struct rudp__accept_rec rec = { 0 };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = &rec, .iov_len = sizeof(rec) };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+	};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	struct rudp__sock *n;
+	ssize_t r;
+	int fd;
+
+	if (rudp__sock_new(l->domain, SOCK_CLOEXEC, false, &n, &fd) < 0) {
+		rudp__ep_release(c->ep, c);
+		return;
+	}
+	n->conn = c;
+	n->handshake_done = true;
+	c->user = n;
+	c->user_owned = true;
+	n->lep = l->lep;
+	n->lep->refs++;
+	memcpy(n->opts, l->opts, sizeof(n->opts));
+	rudp__sock_apply_opts(n);
+	memcpy(&rec.peer, &c->peer, c->peerlen);
+	rec.peerlen = c->peerlen;
+	rudp__sock_local_addr(l, &rec.local, &rec.locallen);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	do
+		r = sendmsg(l->core_fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	/* In flight, the descriptor lives on in the message. */
+	close(fd);
+	if (r == (ssize_t)sizeof(rec)) {
+		l->inflight++;
+		mark_dirty(n);
+		return;
+	}
+	rudp__log(RUDP__LOG_WARN, "cannot queue an accepted connection: %s",
+		  r < 0 ? strerror(errno) : "short write");
+	sock_destroy(n);
+}
+
+static unsigned backlog_extra(struct rudp__conn *l)
+{
+	struct rudp__sock *s = l->user;
+	int outq = 0;
+
+	if (!s || s->core_fd < 0)
+		return 0;
+	/*
+	 * Records taken by another process (after fork) are invisible to us
+	 * one by one, but an empty queue is not: then nothing waits.
+	 */
+	if (s->inflight && ioctl(s->core_fd, SIOCOUTQ, &outq) == 0 && outq == 0)
+		s->inflight = 0;
+	return s->inflight;
+}
+
+/* Loop hook: the core reports ev on c. */
+static void on_event(struct rudp__conn *c, enum rudp__event ev)
+{
+	struct rudp__sock *s = c->user;
+
+	if (ev == RUDP__EV_STATE)
+		pthread_cond_broadcast(&state_cv);
+	if (!s)
+		return;
+	switch (ev) {
+	case RUDP__EV_ACCEPT:
+		while (c->aq_head)
+			deliver(s, rudp__conn_accept(c));
+		break;
+	case RUDP__EV_STATE:
+		if (c->state == RUDP__ESTABLISHED) {
+			s->handshake_done = true;
+			rudp__sock_unplug(s);
+		}
+		if (c->state == RUDP__CLOSED && s->connecting) {
+			s->so_error = c->err;
+			rudp__sock_unplug(s);
+		}
+		mark_dirty(s);
+		break;
+	case RUDP__EV_READABLE:
+	case RUDP__EV_WRITABLE:
+		mark_dirty(s);
+		break;
+	}
+	pthread_cond_broadcast(&s->cv);
+}
+
+bool rudp__sock_wait(struct rudp__sock *s)
+{
+	s->waiters++;
+	rudp__loop_wait(&s->cv);
+	s->waiters--;
+	return !s->src.dead;
+}
+
+void rudp__sock_apply_opts(struct rudp__sock *s)
+{
+	struct rudp__conn *c = s->conn;
+	const int *o = s->opts;
+
+	if (!c)
+		return;
+	c->keepalive = o[RUDP__OPT_KEEPALIVE] != 0;
+	if (o[RUDP__OPT_KEEPIDLE] > 0)
+		c->ka_idle = (rudp__usec)o[RUDP__OPT_KEEPIDLE] * RUDP__SEC;
+	if (o[RUDP__OPT_KEEPINTVL] > 0)
+		c->ka_intvl = (rudp__usec)o[RUDP__OPT_KEEPINTVL] * RUDP__SEC;
+	if (o[RUDP__OPT_KEEPCNT] > 0)
+		c->ka_cnt = (unsigned)o[RUDP__OPT_KEEPCNT];
+	/*
+	 * Buffer sizes take effect until the first byte uses the buffer,
+	 * within 16 KiB to 64 MiB, like the kernel's own clamps.
+	 */
+	if (o[RUDP__OPT_SNDBUF] > 0 && !c->sb.buf) {
+		size_t v = (size_t)o[RUDP__OPT_SNDBUF];
+		c->sb.cap = v < 16384 ? 16384 : v > (64u << 20) ? 64u << 20 : v;
+	}
+	if (o[RUDP__OPT_RCVBUF] > 0 && c->state != RUDP__ESTABLISHED) {
+		uint32_t v = (uint32_t)o[RUDP__OPT_RCVBUF];
+		c->rcv_wnd = v < 16384 ? 16384 : v > (64u << 20) ? 64u << 20 : v;
+	}
+}
+
+/* Loop hook: frees a dead socket once no waiter holds it. */
+static bool free_sock(struct rudp__src *src)
+{
+	struct rudp__sock *s = (struct rudp__sock *)src;
+
+	if (s->waiters)
+		return false;
+	sock_free(s);
+	return true;
+}
+
+/*
+ * Loop hook, in a fork()ed child: every local socket becomes a remote
+ * record, keeping what the program may still ask about it.  The loop
+ * drops the rest (and closes our descriptors).
+ */
+static void at_fork_child(void)
+{
+	dirty_head = NULL;
+	for (size_t i = 0; i < ntab; i++) {
+		for (struct rudp__sock *s = tab[i]; s; s = s->hnext) {
+			s->waiters = 0;
+			s->dirty = false;
+			if (s->remote)
+				continue;
+			cache_addrs(s);
+			s->remote = true;
+			s->conn = NULL;
+			s->lep = NULL;
+			s->core_fd = s->hold_fd = -1;
+			s->watching = NOT_WATCHED;
+			s->plug = 0;
+		}
+	}
+}
+
+/* Whether any connection still has bytes or a FIN to get across. */
+static bool anything_in_flight(void)
+{
+	for (size_t i = 0; i < ntab; i++)
+		for (struct rudp__sock *s = tab[i]; s; s = s->hnext)
+			if (!s->remote && s->closing)
+				return true;
+	return rudp__loop_busy(false);
+}
+
+void rudp__sock_exit_flush(rudp__usec linger)
+{
+	rudp__usec deadline = rudp__now() + linger;
+
+	/* Every connection the program still holds is closed by its exit. */
+	for (size_t i = 0; i < ntab; i++) {
+		struct rudp__sock *s = tab[i], *next;
+		for (; s; s = next) {
+			int unread = 0;
+			next = s->hnext;
+			if (s->remote || !s->conn ||
+			    !data_state(s->conn->state))
+				continue;
+			if (s->hold_fd >= 0)
+				ioctl(s->hold_fd, SIOCINQ, &unread);
+			/* The program writes no more: what is there is all. */
+			pump_in(s);
+			s->eof_in = true;
+			rudp__conn_shutdown_write(s->conn);
+			let_go(s, unread);
+		}
+	}
+	rudp__sock_service();
+	while (anything_in_flight()) {
+		struct timespec ts;
+		rudp__usec now = rudp__now();
+		if (!rudp__time_before(now, deadline)) {
+			rudp__log(RUDP__LOG_WARN, "exit: gave up waiting for "
+				  "connections to finish sending");
+			(void)rudp__loop_busy(true);
+			return;
+		}
+		/* The condition variable measures on the realtime clock. */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		rudp__usec wait = deadline - now < 100 * RUDP__MSEC
+					  ? deadline - now : 100 * RUDP__MSEC;
+		ts.tv_nsec += (long)(wait % RUDP__SEC) * 1000;
+		ts.tv_sec += (time_t)(wait / RUDP__SEC) + ts.tv_nsec / 1000000000;
+		ts.tv_nsec %= 1000000000;
+		rudp__loop_timedwait(&state_cv, &ts);
+		rudp__sock_service();
+	}
+}
+
+const struct rudp__loop_hooks rudp__sock_hooks = {
+	.on_event = on_event,
+	.backlog_extra = backlog_extra,
+	.at_fork_child = at_fork_child,
+	.on_sock = on_sock,
+	.free_sock = free_sock,
+	.service = rudp__sock_service,
+	.exit_flush = rudp__sock_exit_flush,
+};
