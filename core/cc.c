@@ -51,12 +51,37 @@ static uint64_t half_flight(const struct rudp__cc *cc, uint64_t flight)
 }
 
 static void newreno_on_loss(struct rudp__cc *cc, uint64_t flight,
-			    rudp__usec now)
+			    rudp__usec now, rudp__usec rtt, rudp__usec min_rtt)
 {
 	(void)now;
+	(void)rtt;
+	(void)min_rtt;
 	cc->ssthresh = half_flight(cc, flight);
 	cc->cwnd = cc->ssthresh;
 	cc->ca_acked = 0;
+}
+
+/*
+ * Loss differentiation.  A congested path drops packets because a queue is
+ * full, and a full queue first makes the round trip longer; a lossy link
+ * (radio, a policer dropping at random, the tests' nftables) drops them at
+ * any queue length.  So a loss seen while the latest round trip is still
+ * within a quarter (or 1 ms) of the smallest one is taken as random and
+ * leaves the window alone; a loss with an inflated round trip halves it as
+ * NewReno does, which keeps the algorithm fair to TCP at a shared
+ * bottleneck.  Timeouts always count as congestion.
+ */
+static void lossdiff_on_loss(struct rudp__cc *cc, uint64_t flight,
+			     rudp__usec now, rudp__usec rtt,
+			     rudp__usec min_rtt)
+{
+	rudp__usec slack = min_rtt / 4 > RUDP__MSEC ? min_rtt / 4 : RUDP__MSEC;
+
+	if (min_rtt && rtt <= min_rtt + slack) {
+		cc->random_losses++;
+		return;
+	}
+	newreno_on_loss(cc, flight, now, rtt, min_rtt);
 }
 
 static void newreno_on_rto(struct rudp__cc *cc, uint64_t flight)
@@ -74,3 +99,20 @@ const struct rudp__cc_ops rudp__cc_newreno = {
 	.on_loss = newreno_on_loss,
 	.on_rto = newreno_on_rto,
 };
+
+const struct rudp__cc_ops rudp__cc_lossdiff = {
+	.name = "lossdiff",
+	.init = newreno_init,
+	.on_ack = newreno_on_ack,
+	.on_loss = lossdiff_on_loss,
+	.on_rto = newreno_on_rto,
+};
+
+const struct rudp__cc_ops *rudp__cc_find(const char *name)
+{
+	if (strcmp(name, rudp__cc_newreno.name) == 0)
+		return &rudp__cc_newreno;
+	if (strcmp(name, rudp__cc_lossdiff.name) == 0)
+		return &rudp__cc_lossdiff;
+	return NULL;
+}

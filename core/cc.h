@@ -18,8 +18,13 @@ struct rudp__cc_ops {
 	void (*init)(struct rudp__cc *cc);
 	/* `acked` new bytes were cumulatively acknowledged. */
 	void (*on_ack)(struct rudp__cc *cc, uint64_t acked, rudp__usec now);
-	/* Loss detected by SACK or duplicate acks, once per recovery episode. */
-	void (*on_loss)(struct rudp__cc *cc, uint64_t flight, rudp__usec now);
+	/*
+	 * Loss detected by SACK, duplicate acks or RACK, once per recovery
+	 * episode; the latest and smallest RTT samples come along so an
+	 * algorithm can tell a full queue from a lossy link.
+	 */
+	void (*on_loss)(struct rudp__cc *cc, uint64_t flight, rudp__usec now,
+			rudp__usec rtt, rudp__usec min_rtt);
 	/* The retransmission timer expired. */
 	void (*on_rto)(struct rudp__cc *cc, uint64_t flight);
 };
@@ -31,9 +36,14 @@ struct rudp__cc {
 	uint64_t ssthresh;    /* bytes */
 	uint64_t ca_acked;    /* bytes acked toward the next increase */
 	int in_recovery;      /* set by the connection during fast recovery */
+	uint64_t random_losses; /* (lossdiff) losses not taken as congestion */
 };
 
 extern const struct rudp__cc_ops rudp__cc_newreno;
+extern const struct rudp__cc_ops rudp__cc_lossdiff;
+
+/* The algorithm called name ("newreno", "lossdiff"), or NULL. */
+const struct rudp__cc_ops *rudp__cc_find(const char *name);
 
 void rudp__cc_init(struct rudp__cc *cc, const struct rudp__cc_ops *ops,
 		   uint32_t mss);

@@ -132,7 +132,7 @@ void rudp__cfg_default(struct rudp__cfg *cfg)
 	cfg->rcv_wnd = 1024 * 1024;
 	cfg->snd_buf = 1024 * 1024;
 	/* Fits a 1280-byte IPv6 minimum MTU path; the route MTU raises it. */
-	cfg->mss = 1280 - 48 - RUDP__HDR_LEN - RUDP__MAX_SACK * RUDP__SACK_LEN;
+	cfg->mss = 1280 - 48 - RUDP__HDR_LEN - RUDP__DATA_SACK * RUDP__SACK_LEN;
 	cfg->delack = 20 * RUDP__MSEC;
 	cfg->time_wait = 2 * RUDP__SEC;
 	cfg->fin_timeout = 60 * RUDP__SEC;
@@ -181,6 +181,7 @@ static void on_enter(struct rudp__conn *c, enum rudp__state from)
 	case RUDP__CLOSED:
 		rudp__rtx_clear(&c->rtx);
 		c->rto_at = c->delack_at = c->tw_at = c->ka_at = RUDP__NEVER;
+		c->rack_at = c->pto_at = RUDP__NEVER;
 		c->ack_pending = false;
 		c->ka_due = false;
 		/* Bytes no one can send any more are not kept either. */
@@ -271,6 +272,8 @@ int rudp__conn_listen(struct rudp__conn *c, unsigned backlog)
 	return rudp__conn_set_state(c, RUDP__LISTEN);
 }
 
+static void arm_pto(struct rudp__conn *c, rudp__usec now);
+
 static void fail(struct rudp__conn *c, int err)
 {
 	c->err = err;
@@ -311,6 +314,7 @@ static void take_ack(struct rudp__conn *c, const struct rudp__hdr *h,
 	}
 	c->snd_una = h->ack;
 	c->dupacks = 0;
+	c->rtx.min_rtt = c->rtt.min_rtt;
 	if (rudp__rtx_ack(&c->rtx, h->ack, now, &sample) == 0)
 		return;
 	/*
@@ -333,6 +337,7 @@ static void take_ack(struct rudp__conn *c, const struct rudp__hdr *h,
 	c->rto_at = rudp__rtx_empty(&c->rtx)
 			    ? RUDP__NEVER
 			    : now + rudp__rtt_rto(&c->rtt, 0);
+	arm_pto(c, now);
 }
 
 /* Enters fast recovery once per window of data (RFC 6582's "recover"). */
@@ -343,8 +348,48 @@ static void on_loss(struct rudp__conn *c, rudp__usec now)
 		return;
 	c->in_recovery = true;
 	c->recover = c->snd_nxt;
-	c->cc.ops->on_loss(&c->cc, c->rtx.flight, now);
+	c->cc.ops->on_loss(&c->cc, c->rtx.flight, now, c->rtt.latest,
+			   c->rtt.min_rtt);
 	c->cc.in_recovery = 1;
+}
+
+/*
+ * RACK's reordering allowance: a quarter of the minimum round trip
+ * (RFC 8985), so reordering within that is not taken for loss.
+ */
+static rudp__usec reo_wnd(const struct rudp__conn *c)
+{
+	return c->rtt.has_sample ? c->rtt.min_rtt / 4 : 0;
+}
+
+/* Time-based loss detection (RACK); arms its timer for what is pending. */
+static void rack_detect(struct rudp__conn *c, rudp__usec now)
+{
+	if (rudp__rtx_rack(&c->rtx, now, reo_wnd(c), &c->rack_at))
+		on_loss(c, now);
+}
+
+/*
+ * The tail loss probe (RACK-TLP): if nothing is heard for about two round
+ * trips while data is out, probe with one segment so that a lost tail is
+ * found by acks and SACK within a round trip, not by the retransmission
+ * timer.  The ack of a lone segment may be delayed, so that case waits
+ * the delayed-ack time on top.
+ */
+static void arm_pto(struct rudp__conn *c, rudp__usec now)
+{
+	if (!c->rtx.flight || !c->rtt.has_sample || !c->cc.ops) {
+		c->pto_at = RUDP__NEVER;
+		return;
+	}
+	rudp__usec pto = 2 * c->rtt.srtt;
+	if (c->rtx.flight <= c->mss)
+		pto += c->ep->cfg.delack;
+	if (pto < RUDP__MSEC)
+		pto = RUDP__MSEC;
+	c->pto_at = now + pto;
+	if (!rudp__time_before(c->pto_at, c->rto_at))
+		c->pto_at = RUDP__NEVER;
 }
 
 /* SACK blocks and duplicate acks: the scoreboard and loss detection. */
@@ -353,17 +398,16 @@ static void take_sack(struct rudp__conn *c, const struct rudp__hdr *h,
 {
 	size_t news = 0;
 
+	c->rtx.min_rtt = c->rtt.min_rtt;
 	if (h->nsack)
-		news = rudp__rtx_sack(&c->rtx, h->sack, h->nsack);
-	if (news) {
-		if (rudp__rtx_detect_loss(&c->rtx, DUPTHRESH))
-			on_loss(c, now);
-		return;
-	}
+		news = rudp__rtx_sack(&c->rtx, h->sack, h->nsack, now);
+	if (news && rudp__rtx_detect_loss(&c->rtx, DUPTHRESH))
+		on_loss(c, now);
 	/* Without SACK news, three duplicate acks mean the head is lost. */
-	if (dup && c->rtx.flight && ++c->dupacks == DUPTHRESH &&
+	if (!news && dup && c->rtx.flight && ++c->dupacks == DUPTHRESH &&
 	    rudp__rtx_lose_head(&c->rtx))
 		on_loss(c, now);
+	rack_detect(c, now);
 }
 
 static bool ack_acceptable(const struct rudp__conn *c,
@@ -618,6 +662,16 @@ static void on_synchronized(struct rudp__conn *c, const struct sockaddr *from,
 	 * the window (a zero window takes only empty segments at rcv_nxt).
 	 * Anything else is old or from the future: say where we are.
 	 */
+	/*
+	 * In TIME_WAIT the peer's FIN is old news that must still be acked:
+	 * its retransmission means our ack was lost, and restarts the wait.
+	 */
+	if (c->state == RUDP__TIME_WAIT && (h->flags & RUDP__F_FIN) &&
+	    h->seq + h->len + 1 == c->rcv_nxt) {
+		c->ack_pending = true;
+		c->tw_at = now + c->ep->cfg.time_wait;
+		return;
+	}
 	bool ok = seg_len == 0
 			  ? rudp__seq_in(h->seq, c->rcv_nxt,
 					 c->rcv_nxt + (wnd ? wnd : 1))
@@ -757,13 +811,29 @@ static void rto_expired(struct rudp__conn *c, rudp__usec now)
 	c->rto_fails++;
 	if (c->state == RUDP__SYN_SENT || c->state == RUDP__SYN_RCVD) {
 		c->syn_timedout = true;
-	} else if (c->cc.ops) {
+	} else if (c->cc.ops && c->backoff == 1) {
+		/*
+		 * Only the first expiry of a run reduces ssthresh (RFC 5681
+		 * 3.1): later ones see one segment in flight and would
+		 * collapse it to two segments.
+		 */
 		c->cc.ops->on_rto(&c->cc, c->rtx.flight);
 		c->in_recovery = false;
 		c->cc.in_recovery = 0;
 	}
 	rudp__rtx_requeue_all(&c->rtx);
 	c->rto_at = now + rudp__rtt_rto(&c->rtt, c->backoff);
+	c->pto_at = c->rack_at = RUDP__NEVER;
+}
+
+/* The probe timer fired: one segment goes out, past cwnd if need be. */
+static void pto_expired(struct rudp__conn *c)
+{
+	c->pto_at = RUDP__NEVER;
+	/* New data makes the better probe; else the newest segment again. */
+	if (rudp__seq_lt(c->snd_nxt, data_end(c)) ||
+	    rudp__rtx_probe_tail(&c->rtx))
+		c->probe = true;
 }
 
 void rudp__conn_timeout(struct rudp__conn *c, rudp__usec now)
@@ -777,6 +847,12 @@ void rudp__conn_timeout(struct rudp__conn *c, rudp__usec now)
 		c->delack_at = RUDP__NEVER;
 		c->ack_pending = true;
 	}
+	if (rudp__time_reached(now, c->rack_at)) {
+		c->rack_at = RUDP__NEVER;
+		rack_detect(c, now);
+	}
+	if (rudp__time_reached(now, c->pto_at))
+		pto_expired(c);
 	if (rudp__time_reached(now, c->tw_at)) {
 		c->tw_at = RUDP__NEVER;
 		/* TIME_WAIT over, or an orphan's FIN_WAIT_2 gave up. */
@@ -803,6 +879,8 @@ rudp__usec rudp__conn_deadline(const struct rudp__conn *c)
 	rudp__usec t = rudp__time_min(c->rto_at, c->delack_at);
 
 	t = rudp__time_min(t, c->tw_at);
+	t = rudp__time_min(t, c->rack_at);
+	t = rudp__time_min(t, c->pto_at);
 	if (ka_armed(c))
 		t = rudp__time_min(t, c->ka_probes ? c->ka_at
 						   : c->last_rx + c->ka_idle);
@@ -820,8 +898,8 @@ static uint32_t sendable(const struct rudp__conn *c)
 	uint32_t unsent = data_end(c) - c->snd_nxt;
 	uint32_t n = unsent < c->mss ? unsent : c->mss;
 	uint64_t flight = c->rtx.flight;
-	/* The congestion window, but always one segment when idle. */
-	if (flight && flight + n > c->cc.cwnd)
+	/* The congestion window, but always one segment when idle or probing. */
+	if (flight && flight + n > c->cc.cwnd && !c->probe)
 		return 0;
 	/* The peer's window; a zero window still gets a one-byte probe. */
 	uint32_t used = c->snd_nxt - c->snd_una;
@@ -841,7 +919,7 @@ static bool fin_ready(const struct rudp__conn *c)
 /* Whether a queued retransmission fits the congestion window now. */
 static bool rtx_allowed(const struct rudp__conn *c, const struct rudp__seg *s)
 {
-	if (!c->cc.ops || s->flags & RUDP__F_SYN)
+	if (!c->cc.ops || s->flags & RUDP__F_SYN || c->probe)
 		return true;
 	return !c->rtx.flight || c->rtx.flight + s->len <= c->cc.cwnd;
 }
@@ -869,7 +947,7 @@ static void fill_common(struct rudp__conn *c, struct rudp__hdr *h,
 	if (synchronized(c->state) && c->state != RUDP__SYN_RCVD) {
 		h->wnd = rudp__rcvbuf_window(&c->rb);
 		h->nsack = (uint8_t)rudp__rcvbuf_sack(&c->rb, h->sack,
-						      RUDP__MAX_SACK);
+						      RUDP__DATA_SACK);
 	} else {
 		h->wnd = c->rcv_wnd;
 	}
@@ -915,6 +993,9 @@ static ssize_t write_seg(struct rudp__conn *c, struct rudp__seg *s,
 	rudp__rtx_sent(&c->rtx, s, now);
 	if (c->rto_at == RUDP__NEVER)
 		c->rto_at = now + rudp__rtt_rto(&c->rtt, c->backoff);
+	c->probe = false;
+	if (c->pto_at == RUDP__NEVER)
+		arm_pto(c, now);
 	acked_now(c, h);
 	return n;
 }
@@ -976,6 +1057,10 @@ ssize_t rudp__conn_write(struct rudp__conn *c, uint8_t *buf, size_t cap,
 	}
 	if (c->ack_pending) {
 		h.seq = c->snd_nxt;
+		/* A pure ack has room to name every hole we know of. */
+		if (synchronized(c->state) && c->state != RUDP__SYN_RCVD)
+			h.nsack = (uint8_t)rudp__rcvbuf_sack(&c->rb, h.sack,
+							     RUDP__MAX_SACK);
 		r = rudp__wire_encode(&h, NULL, buf, cap);
 		if (r > 0)
 			acked_now(c, &h);

@@ -92,6 +92,9 @@ struct rudp__conn {
 	uint32_t recover;     /* snd_nxt when recovery began (RFC 6582) */
 	bool in_recovery;
 	unsigned dupacks;     /* duplicate acks without SACK news */
+	rudp__usec rack_at;   /* when RACK may deem the next segment lost */
+	rudp__usec pto_at;    /* tail loss probe timer (RACK-TLP) */
+	bool probe;           /* one segment may go beyond cwnd: the probe */
 	bool fin_queued;      /* the program is done writing: FIN after data */
 	bool fin_sent;
 	uint32_t fin_seq;     /* sequence number of our FIN */

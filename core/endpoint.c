@@ -76,6 +76,7 @@ struct rudp__conn *rudp__ep_conn_new(struct rudp__ep *ep)
 	c->rcv_wnd = ep->cfg.rcv_wnd;
 	c->mss = ep->cfg.mss;
 	c->rto_at = c->delack_at = c->tw_at = c->ka_at = RUDP__NEVER;
+	c->rack_at = c->pto_at = RUDP__NEVER;
 	c->ka_idle = ep->cfg.ka_idle;
 	c->ka_intvl = ep->cfg.ka_intvl;
 	c->ka_cnt = ep->cfg.ka_cnt;
@@ -294,6 +295,9 @@ void rudp__ep_release(struct rudp__ep *ep, struct rudp__conn *c)
 	 */
 	if (!c->fin_queued || !c->app_closed)
 		rudp__conn_abort(c, 0);
+	/* An orphan already waiting for the peer's FIN waits a bounded time. */
+	else if (c->state == RUDP__FIN_WAIT_2 && c->tw_at == RUDP__NEVER)
+		c->tw_at = c->last_rx + ep->cfg.fin_timeout;
 	if (was_listener)
 		settle_all(ep);
 	else

@@ -15,9 +15,12 @@
 
 #include "log.h"
 #include "ownfd.h"
+#include "udpio.h"
 
 #define MAX_EVENTS 64
 #define RX_BATCH   64
+#define RX_ROUNDS  4
+#define ACK_EVERY  8
 
 struct loop {
 	pthread_mutex_t mu;
@@ -40,6 +43,8 @@ struct loop {
 	uint8_t rnd[256];
 	size_t rnd_left;
 	uint8_t buf[RUDP__MAX_DGRAM + 1];
+	struct rudp__txbatch tx;
+	struct rudp__rxbatch rx;
 };
 
 __thread int rudp__in_core __attribute__((tls_model("initial-exec")));
@@ -139,6 +144,15 @@ static void read_config(void)
 	if (rto_ms)
 		L.cfg.rto_initial = rto_ms * RUDP__MSEC;
 	env_uint("RUDP_DATA_RETRIES", 32, &L.cfg.data_retries);
+	const char *cc = getenv("RUDP_CC");
+	if (cc && *cc) {
+		const struct rudp__cc_ops *ops = rudp__cc_find(cc);
+		if (ops)
+			L.cfg.cc = ops;
+		else
+			rudp__log(RUDP__LOG_ERROR, "RUDP_CC=%s is not newreno or "
+				  "lossdiff; using %s", cc, L.cfg.cc->name);
+	}
 	unsigned ms = (unsigned)(L.cfg.time_wait / RUDP__MSEC);
 	env_uint("RUDP_TIME_WAIT_MS", 600000, &ms);
 	L.cfg.time_wait = ms * RUDP__MSEC;
@@ -147,7 +161,7 @@ static void read_config(void)
 	L.exit_linger = ms * RUDP__MSEC;
 	L.mss_override = 0;
 	env_uint("RUDP_MSS", RUDP__MAX_DGRAM - RUDP__HDR_LEN -
-			     RUDP__MAX_SACK * RUDP__SACK_LEN, &L.mss_override);
+			     RUDP__DATA_SACK * RUDP__SACK_LEN, &L.mss_override);
 	if (L.mss_override && L.mss_override < 64) {
 		rudp__log(RUDP__LOG_ERROR, "RUDP_MSS=%u is below 64; ignored",
 			  L.mss_override);
@@ -158,7 +172,7 @@ static void read_config(void)
 uint32_t rudp__loop_mss(int domain, const struct sockaddr *peer,
 			socklen_t peerlen)
 {
-	const uint32_t overhead = RUDP__HDR_LEN + RUDP__MAX_SACK * RUDP__SACK_LEN;
+	const uint32_t overhead = RUDP__HDR_LEN + RUDP__DATA_SACK * RUDP__SACK_LEN;
 	int fd, mtu = 0;
 	socklen_t len = sizeof(mtu);
 
@@ -199,6 +213,10 @@ static int loop_start(void)
 
 	read_config();
 	rudp__heap_init(&L.timers);
+	if (!L.tx.buf && rudp__udpio_init(&L.tx, &L.rx) < 0) {
+		errno = ENOMEM;
+		goto fail;
+	}
 	L.timer_src.kind = RUDP__SRC_TIMER;
 	L.wake_src.kind = RUDP__SRC_WAKE;
 	L.epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -415,6 +433,11 @@ static void add_stats(struct rudp__ep_stats *to,
 	to->resets_in += s->resets_in;
 	to->resets_out += s->resets_out;
 	to->reset_drops += s->reset_drops;
+	to->fast_retransmits += s->fast_retransmits;
+	to->timeouts += s->timeouts;
+	to->data_in += s->data_in;
+	to->data_out += s->data_out;
+	to->dup_data += s->dup_data;
 }
 
 void rudp__loop_stats(struct rudp__ep_stats *out)
@@ -467,6 +490,7 @@ int rudp__lep_open(int domain, const struct sockaddr *local,
 	}
 	rudp__ownfd_add(lep->fd);
 	size_bufs(lep->fd);
+	rudp__udpio_enable_gro(lep->fd);
 	r = rudp__ep_init(&lep->ep, &L.cfg, &ops);
 	if (r < 0)
 		goto fail;
@@ -543,24 +567,40 @@ void rudp__lep_put(struct rudp__lep *lep)
 void rudp__lep_flush(struct rudp__lep *lep)
 {
 	rudp__usec now = rudp__now();
-	struct sockaddr_storage to;
-	socklen_t tolen;
-	ssize_t n, r;
+	struct rudp__txbatch *tx = &L.tx;
+	bool more = true;
 
-	while ((n = rudp__ep_send(&lep->ep, L.buf, sizeof(L.buf), &to, &tolen,
-				  now)) > 0) {
-		do
-			r = lep->connected
-				    ? send(lep->fd, L.buf, (size_t)n, 0)
-				    : sendto(lep->fd, L.buf, (size_t)n, 0,
-					     (struct sockaddr *)&to, tolen);
-		while (r < 0 && errno == EINTR);
-		/*
-		 * A full socket buffer or a transient route error loses this
-		 * datagram like the network would; retransmission covers it.
-		 * A refusal on a connected socket is the peer's ICMP answer.
-		 */
-		if (r < 0 && errno == ECONNREFUSED)
+	/*
+	 * Gather what the endpoint wants to send into one batch (each
+	 * datagram written in place, back to back), hand the batch to the
+	 * kernel, and repeat while the batch filled up.
+	 */
+	while (more) {
+		tx->n = 0;
+		tx->used = 0;
+		more = false;
+		while (tx->n < RUDP__TX_MAX) {
+			struct rudp__txdgram *d = &tx->d[tx->n];
+			if (tx->cap - tx->used < RUDP__MAX_DGRAM) {
+				more = true;
+				break;
+			}
+			ssize_t n = rudp__ep_send(&lep->ep, tx->buf + tx->used,
+						  RUDP__MAX_DGRAM, &d->to,
+						  &d->tolen, now);
+			if (n <= 0)
+				break;
+			d->off = (uint32_t)tx->used;
+			d->len = (uint32_t)n;
+			tx->used += (size_t)n;
+			tx->n++;
+		}
+		if (tx->n == RUDP__TX_MAX)
+			more = true;
+		if (!tx->n)
+			break;
+		if (rudp__udpio_send(lep->fd, lep->connected, &lep->caps, tx) ==
+		    -ECONNREFUSED)
 			rudp__ep_unreachable(&lep->ep, NULL, 0, ECONNREFUSED);
 	}
 	(void)rudp__heap_set(&L.timers, &lep->timer,
@@ -612,39 +652,45 @@ static void read_errqueue(struct rudp__lep *lep)
 
 static void lep_read(struct rudp__lep *lep)
 {
-	struct sockaddr_storage from;
-	socklen_t fromlen;
-	ssize_t n;
+	struct rudp__rxdgram d;
 
-	for (int i = 0; i < RX_BATCH; i++) {
-		fromlen = sizeof(from);
-		n = recvfrom(lep->fd, L.buf, sizeof(L.buf), MSG_DONTWAIT,
-			     (struct sockaddr *)&from, &fromlen);
+	/* A bounded number of batches, so one busy socket cannot starve. */
+	for (int round = 0; round < RX_ROUNDS; round++) {
+		int n = rudp__udpio_recv(lep->fd, &L.rx);
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				break;
-			if (!lep->connected) {
+			if (!lep->connected)
 				read_errqueue(lep);
-				continue;
-			}
-			if (errno == ECONNREFUSED || errno == EHOSTUNREACH ||
-			    errno == ENETUNREACH)
-				rudp__ep_unreachable(&lep->ep, NULL, 0, errno);
+			else if (n == -ECONNREFUSED || n == -EHOSTUNREACH ||
+				 n == -ENETUNREACH)
+				rudp__ep_unreachable(&lep->ep, NULL, 0, -n);
 			else
 				rudp__log(RUDP__LOG_WARN, "UDP receive: %s",
-					  strerror(errno));
+					  strerror(-n));
+			if (!lep->connected)
+				continue;
 			break;
 		}
-		/* A datagram larger than the buffer cannot be ours: drop. */
-		if ((size_t)n > RUDP__MAX_DGRAM) {
-			lep->ep.stats.dgrams_in++;
-			lep->ep.stats.malformed[RUDP__WIRE_LENGTH]++;
-			continue;
+		if (n == 0)
+			break;
+		rudp__usec now = rudp__now();
+		unsigned slot = 0;
+		size_t off = 0;
+		unsigned k = 0;
+		while (rudp__udpio_next(&L.rx, &slot, &off, &d)) {
+			rudp__ep_recv(&lep->ep, (const struct sockaddr *)d.from,
+				      d.fromlen, d.p, d.len, now);
+			/*
+			 * Acks owed go out every few datagrams, not once per
+			 * batch: under loss each carries only four SACK
+			 * blocks, and the sender's clock is the ack stream.
+			 */
+			if (++k % ACK_EVERY == 0)
+				rudp__lep_flush(lep);
 		}
-		rudp__ep_recv(&lep->ep, (struct sockaddr *)&from, fromlen,
-			      L.buf, (size_t)n, rudp__now());
+		/* Acks for this batch go out before the next is read. */
+		rudp__lep_flush(lep);
+		if (n < RUDP__RX_MAX)
+			break;
 	}
 	rudp__lep_flush(lep);
 }
@@ -806,6 +852,23 @@ __attribute__((destructor)) static void loop_fini(void)
 	rudp__in_core++;
 	if (L.started && L.hooks)
 		L.hooks->exit_flush(L.exit_linger);
+	if (getenv("RUDP_STATS")) {
+		struct rudp__ep_stats st;
+		rudp__loop_stats(&st);
+		rudp__log_write(RUDP__LOG_INFO,
+			"stats: dgrams in %llu out %llu, data in %llu out %llu, "
+			"retransmits %llu (fast %llu), timeouts %llu, "
+			"dup data %llu, no_conn %llu",
+			(unsigned long long)st.dgrams_in,
+			(unsigned long long)st.dgrams_out,
+			(unsigned long long)st.data_in,
+			(unsigned long long)st.data_out,
+			(unsigned long long)st.retransmits,
+			(unsigned long long)st.fast_retransmits,
+			(unsigned long long)st.timeouts,
+			(unsigned long long)st.dup_data,
+			(unsigned long long)st.no_conn);
+	}
 	rudp__in_core--;
 	pthread_mutex_unlock(&L.mu);
 }

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 
 #include "endpoint.h"
+#include "udpio.h"
 
 /* What an epoll event points at; the first member of each owner. */
 enum rudp__src_kind { RUDP__SRC_TIMER, RUDP__SRC_WAKE, RUDP__SRC_UDP,
@@ -31,6 +32,7 @@ struct rudp__lep {
 	int fd;
 	int domain;
 	bool connected;   /* connect()ed: ICMP errors reach us */
+	struct rudp__udpcaps caps;
 	unsigned refs;    /* API sockets using it */
 	struct rudp__timer timer;
 	struct rudp__lep *next;

@@ -16,7 +16,10 @@ void rudp__rcvbuf_init(struct rudp__rcvbuf *rb, size_t cap, uint32_t nxt)
 void rudp__rcvbuf_free(struct rudp__rcvbuf *rb)
 {
 	free(rb->buf);
+	free(rb->ooo);
 	rb->buf = NULL;
+	rb->ooo = NULL;
+	rb->nooo = 0;
 }
 
 /* Copies len bytes to sequence number seq's place in the ring. */
@@ -83,8 +86,11 @@ int rudp__rcvbuf_insert(struct rudp__rcvbuf *rb, uint32_t seq,
 		return 0;
 	if (!rb->buf) {
 		rb->buf = malloc(rb->cap);
-		if (!rb->buf)
+		rb->ooo = malloc(RUDP__RCV_MAX_RANGES * sizeof(*rb->ooo));
+		if (!rb->buf || !rb->ooo) {
+			rudp__rcvbuf_free(rb);
 			return -ENOMEM;
+		}
 	}
 	/* Bytes already held beyond nxt make this a duplicate, not news. */
 	for (unsigned i = 0; i < rb->nooo; i++)

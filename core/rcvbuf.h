@@ -14,8 +14,11 @@
 
 #include "wire.h"
 
-/* Holes we track at most; a segment that would need more is dropped. */
-#define RUDP__RCV_MAX_RANGES 32
+/*
+ * Holes we track at most; a segment that would need more is dropped.
+ * Enough for a full 1 MiB window of 1400-byte segments at heavy loss.
+ */
+#define RUDP__RCV_MAX_RANGES 1024
 
 struct rudp__range {
 	uint32_t start, end; /* [start, end) */
@@ -27,7 +30,7 @@ struct rudp__rcvbuf {
 	uint32_t base;     /* sequence number of the oldest byte not yet taken */
 	size_t head;       /* its index in buf */
 	uint32_t nxt;      /* first byte not yet received in order (rcv_nxt) */
-	struct rudp__range ooo[RUDP__RCV_MAX_RANGES]; /* beyond nxt, sorted */
+	struct rudp__range *ooo; /* beyond nxt, sorted; allocated with buf */
 	unsigned nooo;
 	unsigned last;     /* index in ooo of the most recently changed range */
 };

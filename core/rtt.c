@@ -22,6 +22,9 @@ void rudp__rtt_init(struct rudp__rtt *r, rudp__usec initial, rudp__usec min,
 
 void rudp__rtt_sample(struct rudp__rtt *r, rudp__usec sample)
 {
+	if (!r->has_sample || sample < r->min_rtt)
+		r->min_rtt = sample;
+	r->latest = sample;
 	if (!r->has_sample) {
 		/* RFC 6298 (2.2): the first measurement seeds both estimates. */
 		r->srtt = sample;

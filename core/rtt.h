@@ -18,6 +18,8 @@ struct rudp__rtt {
 	rudp__usec rttvar;
 	rudp__usec rto;     /* current base RTO, before backoff */
 	rudp__usec min_rto;
+	rudp__usec min_rtt;  /* smallest sample seen: RACK's reordering window */
+	rudp__usec latest;   /* the most recent sample */
 	rudp__usec max_rto;
 	bool has_sample;
 };

@@ -8,6 +8,25 @@ void rudp__rtx_init(struct rudp__rtx *q)
 	q->head = q->tail = NULL;
 	q->count = q->nneed = 0;
 	q->flight = 0;
+	q->rack_xmit = 0;
+	q->rack_rtt = 0;
+}
+
+/* Segment s (sent at least once) is known to have arrived. */
+static void rack_delivered(struct rudp__rtx *q, const struct rudp__seg *s,
+			   rudp__usec now)
+{
+	/*
+	 * A retransmitted segment acked sooner than any round trip could
+	 * be was delivered by its original: its send time says nothing
+	 * (RFC 8985, step 2).
+	 */
+	if (s->ntx > 1 && now - s->sent_at < q->min_rtt)
+		return;
+	if (s->ntx && s->sent_at >= q->rack_xmit) {
+		q->rack_xmit = s->sent_at;
+		q->rack_rtt = now - s->sent_at;
+	}
 }
 
 void rudp__rtx_clear(struct rudp__rtx *q)
@@ -64,6 +83,8 @@ size_t rudp__rtx_ack(struct rudp__rtx *q, uint32_t ack, rudp__usec now,
 			*rtt = now - s->sent_at;
 		else
 			*rtt = RUDP__NEVER;
+		if (!s->sacked && !s->needs_tx)
+			rack_delivered(q, s, now);
 		settle_out(q, s);
 		q->head = s->next;
 		free(s);
@@ -76,7 +97,7 @@ size_t rudp__rtx_ack(struct rudp__rtx *q, uint32_t ack, rudp__usec now,
 }
 
 size_t rudp__rtx_sack(struct rudp__rtx *q, const struct rudp__sack *blocks,
-		      unsigned n)
+		      unsigned n, rudp__usec now)
 {
 	size_t marked = 0;
 
@@ -86,6 +107,8 @@ size_t rudp__rtx_sack(struct rudp__rtx *q, const struct rudp__sack *blocks,
 		for (unsigned i = 0; i < n; i++) {
 			if (rudp__seq_le(blocks[i].start, s->seq) &&
 			    rudp__seq_le(s->seq + s->len, blocks[i].end)) {
+				if (!s->needs_tx)
+					rack_delivered(q, s, now);
 				settle_out(q, s);
 				s->needs_tx = false;
 				s->sacked = true;
@@ -116,7 +139,12 @@ size_t rudp__rtx_detect_loss(struct rudp__rtx *q, unsigned dupthresh)
 			seen++;
 			continue;
 		}
-		if (!s->needs_tx && s->ntx > 0) {
+		/*
+		 * Only a first transmission: SACKs for segments sent before
+		 * a retransmission say nothing about it (RFC 6675 retransmits
+		 * each hole once); RACK judges retransmissions by time.
+		 */
+		if (!s->needs_tx && s->ntx == 1) {
 			lose(q, s);
 			lost++;
 		}
@@ -124,11 +152,47 @@ size_t rudp__rtx_detect_loss(struct rudp__rtx *q, unsigned dupthresh)
 	return lost;
 }
 
+size_t rudp__rtx_rack(struct rudp__rtx *q, rudp__usec now, rudp__usec reo_wnd,
+		      rudp__usec *next)
+{
+	size_t lost = 0;
+
+	*next = RUDP__NEVER;
+	if (!q->rack_xmit)
+		return 0;
+	for (struct rudp__seg *s = q->head; s; s = s->next) {
+		if (s->sacked || s->needs_tx || !s->ntx ||
+		    s->sent_at >= q->rack_xmit)
+			continue;
+		rudp__usec due = s->sent_at + q->rack_rtt + reo_wnd;
+		if (rudp__time_reached(now, due)) {
+			lose(q, s);
+			lost++;
+		} else if (rudp__time_before(due, *next)) {
+			*next = due;
+		}
+	}
+	return lost;
+}
+
+bool rudp__rtx_probe_tail(struct rudp__rtx *q)
+{
+	struct rudp__seg *last = NULL;
+
+	for (struct rudp__seg *s = q->head; s; s = s->next)
+		if (!s->sacked && !s->needs_tx && s->ntx)
+			last = s;
+	if (!last)
+		return false;
+	lose(q, last);
+	return true;
+}
+
 bool rudp__rtx_lose_head(struct rudp__rtx *q)
 {
 	struct rudp__seg *s = q->head;
 
-	if (!s || s->needs_tx || s->sacked || s->ntx == 0)
+	if (!s || s->needs_tx || s->sacked || s->ntx != 1)
 		return false;
 	lose(q, s);
 	return true;

@@ -33,6 +33,15 @@ struct rudp__rtx {
 	size_t count;
 	size_t nneed;       /* segments with needs_tx */
 	uint64_t flight;    /* bytes sent, neither sacked nor deemed lost */
+	/*
+	 * RACK (RFC 8985): the latest transmission known to have arrived,
+	 * and the round trip it took.  Anything sent before it that has not
+	 * arrived within that round trip (plus a reordering allowance) is
+	 * lost, retransmissions included.
+	 */
+	rudp__usec rack_xmit;
+	rudp__usec rack_rtt;
+	rudp__usec min_rtt; /* kept current by the connection */
 };
 
 void rudp__rtx_init(struct rudp__rtx *q);
@@ -52,7 +61,19 @@ size_t rudp__rtx_ack(struct rudp__rtx *q, uint32_t ack, rudp__usec now,
 
 /* Marks segments inside the SACK blocks as held by the peer. */
 size_t rudp__rtx_sack(struct rudp__rtx *q, const struct rudp__sack *blocks,
-		      unsigned n);
+		      unsigned n, rudp__usec now);
+
+/*
+ * RACK: deems lost every outstanding segment sent before the latest one
+ * delivered and unanswered for rack_rtt + reo_wnd by now.  Returns how
+ * many were newly deemed lost; *next gets the time the next one would be
+ * (RUDP__NEVER if none is pending).
+ */
+size_t rudp__rtx_rack(struct rudp__rtx *q, rudp__usec now, rudp__usec reo_wnd,
+		      rudp__usec *next);
+
+/* Queues the newest outstanding segment again (a tail loss probe). */
+bool rudp__rtx_probe_tail(struct rudp__rtx *q);
 
 /*
  * Deems lost every sent, unsacked segment with at least `dupthresh`

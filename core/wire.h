@@ -14,7 +14,13 @@
 #define RUDP__VERSION    1u
 #define RUDP__HDR_LEN    36u
 #define RUDP__SACK_LEN   8u
-#define RUDP__MAX_SACK   4u
+/*
+ * SACK blocks: a pure ack may carry up to RUDP__MAX_SACK, so that under
+ * heavy loss the sender hears of every hole; a segment with data carries at
+ * most RUDP__DATA_SACK, which the segment size leaves room for.
+ */
+#define RUDP__MAX_SACK   32u
+#define RUDP__DATA_SACK  4u
 #define RUDP__MAX_DGRAM  65507u /* largest UDP payload over IPv4 */
 
 enum {
