@@ -299,8 +299,9 @@ static void take_ack(struct rudp__conn *c, const struct rudp__hdr *h,
 	uint32_t acked;
 
 	c->snd_wnd = h->wnd;
-	/* Any acceptable ack proves the peer alive. */
+	/* Any acceptable ack proves the peer alive, and answers a probe. */
 	c->rto_fails = 0;
+	c->tlp_out = false;
 	if (!rudp__seq_gt(h->ack, c->snd_una))
 		return;
 	acked = h->ack - c->snd_una;
@@ -378,7 +379,7 @@ static void rack_detect(struct rudp__conn *c, rudp__usec now)
  */
 static void arm_pto(struct rudp__conn *c, rudp__usec now)
 {
-	if (!c->rtx.flight || !c->rtt.has_sample || !c->cc.ops) {
+	if (!c->rtx.flight || !c->rtt.has_sample || !c->cc.ops || c->tlp_out) {
 		c->pto_at = RUDP__NEVER;
 		return;
 	}
@@ -824,13 +825,19 @@ static void rto_expired(struct rudp__conn *c, rudp__usec now)
 	rudp__rtx_requeue_all(&c->rtx);
 	c->rto_at = now + rudp__rtt_rto(&c->rtt, c->backoff);
 	c->pto_at = c->rack_at = RUDP__NEVER;
+	c->tlp_out = false;
 }
 
 /* The probe timer fired: one segment goes out, past cwnd if need be. */
 static void pto_expired(struct rudp__conn *c)
 {
 	c->pto_at = RUDP__NEVER;
-	/* New data makes the better probe; else the newest segment again. */
+	/*
+	 * One probe per silence (RFC 8985): the next waits for an ack, and
+	 * after that the retransmission timer is in charge.  New data makes
+	 * the better probe; else the newest segment again.
+	 */
+	c->tlp_out = true;
 	if (rudp__seq_lt(c->snd_nxt, data_end(c)) ||
 	    rudp__rtx_probe_tail(&c->rtx))
 		c->probe = true;

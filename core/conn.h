@@ -95,6 +95,7 @@ struct rudp__conn {
 	rudp__usec rack_at;   /* when RACK may deem the next segment lost */
 	rudp__usec pto_at;    /* tail loss probe timer (RACK-TLP) */
 	bool probe;           /* one segment may go beyond cwnd: the probe */
+	bool tlp_out;         /* a probe is out: no other until an ack */
 	bool fin_queued;      /* the program is done writing: FIN after data */
 	bool fin_sent;
 	uint32_t fin_seq;     /* sequence number of our FIN */

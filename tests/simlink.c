@@ -39,6 +39,13 @@ static void node_event(void *ud, struct rudp__conn *c, enum rudp__event ev)
 	n->nevents++;
 	if (ev == RUDP__EV_ACCEPT)
 		n->accepts++;
+	if (ev == RUDP__EV_STATE) {
+		struct sim_state_change *r = &n->states[n->nstates++ %
+							SIM_STATES];
+		r->at = n->sim->now;
+		r->c = c;
+		r->state = c->state;
+	}
 	if (ev == RUDP__EV_STATE && c->state == RUDP__CLOSED) {
 		n->closed++;
 		n->last_err = c->err;
@@ -145,6 +152,12 @@ void sim_flush(struct sim *s)
 			    rudp__wire_decode(buf, (size_t)n, &h, &payload,
 					      &why) == 0)
 				drop = s->filter(s, i, &h);
+			if (!drop && s->rate_bps && s->queue_max &&
+			    s->busy_until[i] > s->now + s->queue_max) {
+				/* The bottleneck's buffer is full. */
+				drop = true;
+				s->queue_drops++;
+			}
 			if (s->strip_tsecr &&
 			    rudp__wire_decode(buf, (size_t)n, &h, &payload,
 					      &why) == 0) {
@@ -267,6 +280,26 @@ size_t sim_times(const struct sim *s, int from, uint8_t flags,
 		if (s->trace[i].from == from && s->trace[i].h.flags == flags)
 			out[n++] = s->trace[i].at;
 	return n;
+}
+
+size_t sim_states(const struct sim *s, int n, const struct rudp__conn *c,
+		  enum rudp__state *out, rudp__usec *at, size_t max)
+{
+	const struct sim_node *node = &s->node[n];
+	unsigned first = node->nstates > SIM_STATES
+				 ? node->nstates - SIM_STATES : 0;
+	size_t k = 0;
+
+	for (unsigned i = first; i < node->nstates && k < max; i++) {
+		const struct sim_state_change *r = &node->states[i % SIM_STATES];
+		if (r->c != c)
+			continue;
+		out[k] = r->state;
+		if (at)
+			at[k] = r->at;
+		k++;
+	}
+	return k;
 }
 
 uint8_t sim_pattern(uint32_t seed, uint64_t i)

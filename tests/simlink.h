@@ -16,6 +16,7 @@
 
 #define SIM_NODES 3
 #define SIM_TRACE 4096
+#define SIM_STATES 64
 
 struct sim;
 
@@ -53,6 +54,14 @@ struct sim_app {
 
 /* Byte i of the stream with seed `seed`. */
 uint8_t sim_pattern(uint32_t seed, uint64_t i);
+
+/* One state change a node's event hook saw, and when. */
+struct sim_state_change {
+	rudp__usec at;
+	const struct rudp__conn *c;
+	enum rudp__state state;
+};
+
 struct sim_node {
 	struct rudp__ep ep;
 	struct sockaddr_in addr;
@@ -61,6 +70,9 @@ struct sim_node {
 	unsigned accepts;    /* RUDP__EV_ACCEPT reports */
 	unsigned closed;     /* connections that reached CLOSED */
 	int last_err;        /* err of the last connection that closed */
+	/* The latest state changes of every connection, oldest overwritten. */
+	struct sim_state_change states[SIM_STATES];
+	unsigned nstates;    /* changes ever recorded */
 };
 
 struct sim {
@@ -80,6 +92,13 @@ struct sim {
 	struct sim_app *apps; /* pumped after every step */
 	uint64_t rate_bps;    /* link rate per direction, 0 for unlimited */
 	rudp__usec busy_until[SIM_NODES]; /* when each sender's link frees */
+	/*
+	 * With rate_bps: the bottleneck's buffer, as the longest a datagram
+	 * may wait for the link; one that would wait longer is dropped
+	 * (drop-tail).  0 for an unbounded buffer.
+	 */
+	rudp__usec queue_max;
+	uint64_t queue_drops;
 	uint64_t pktno;
 	struct sim_trace trace[SIM_TRACE];
 	size_t ntrace;
@@ -122,5 +141,12 @@ void sim_app_pump(struct sim *s, struct sim_app *a);
 /* The times at which node `from` sent datagrams with exactly `flags`. */
 size_t sim_times(const struct sim *s, int from, uint8_t flags,
 		 rudp__usec *out, size_t max);
+
+/*
+ * The states connection c of node n entered, oldest first, among the last
+ * SIM_STATES changes the node recorded; *at (if not NULL) gets their times.
+ */
+size_t sim_states(const struct sim *s, int n, const struct rudp__conn *c,
+		  enum rudp__state *out, rudp__usec *at, size_t max);
 
 #endif
