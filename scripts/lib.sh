@@ -7,11 +7,13 @@
 # means the same directory no matter where the script was started from.
 RUDP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-# The Debian 12 packages the build, the tests and the demo need.  python3 is
-# listed because a minimal image may lack it and test.sh parses Meson's JSON
-# test log with it; iproute2 and nftables give the namespaced UDP proof.
+# The Debian 12 packages the build, the tests, the demo and the benchmark
+# need.  python3 is listed because a minimal image may lack it and test.sh
+# parses Meson's JSON test log with it; iproute2 and nftables give the
+# namespaced UDP proof; iperf3 and ethtool (veth offloads off) are for
+# bench.sh.
 RUDP_PACKAGES=(meson ninja-build check pkg-config gcc libc6-dev
-	netcat-openbsd socat nftables iproute2 python3)
+	netcat-openbsd socat nftables iproute2 python3 iperf3 ethtool)
 
 # Messages go to stderr so that a script's stdout stays the real output.
 say() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }

@@ -1,0 +1,702 @@
+#!/usr/bin/env bash
+# Measures rudp against kernel TCP with unmodified programs: iperf3 bulk
+# throughput (one connection) on loopback, through a UDP relay, and across a
+# pair of network namespaces with random packet loss, and connect() and
+# 64-byte request/response latency with small python3 programs.  It builds
+# its own release tree first, runs every measurement of each column in turn
+# (interleaved), several times, and prints one Markdown table of medians.
+#
+#   scripts/bench.sh                # about 3 minutes
+#   BENCH_QUICK=1 scripts/bench.sh  # about 1 minute: 1 run per cell, -t 2
+#
+# BENCH_QUICK  1 for the short run
+# BENCH_REPS   runs per cell (default 3, quick 1; the latency rows get at
+#              least 5, quick 3)
+# BENCH_SECS   iperf3 -t, measured seconds per run (default 3, quick 2),
+#              after a 1 second warm-up that iperf3 -O leaves out
+# BENCH_PORT   first port to try (default: 20000 plus a per-process offset);
+#              ports in use are skipped
+# BUILD_DIR    build directory (default build-bench, a release build)
+#
+# The rows that need network namespaces (root, iproute2, nftables) are
+# skipped with a note when those are unavailable.  Progress goes to stderr;
+# stdout is the report.  Exit status: 0 when every run succeeded, 1 when a
+# run failed (the table is printed anyway, with the failures listed).
+set -euo pipefail
+
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$RUDP_ROOT"
+
+build_dir=${BUILD_DIR:-build-bench}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+	reps=${BENCH_REPS:-1}
+	secs=${BENCH_SECS:-2}
+else
+	reps=${BENCH_REPS:-3}
+	secs=${BENCH_SECS:-3}
+fi
+# A latency run takes a fraction of a second and its p50 moves with where
+# the scheduler puts the two processes, so those rows get more runs.
+lat_reps=$((reps < 3 ? 3 : (reps < 5 ? 5 : reps)))
+omit=1          # iperf3 -O: slow start is not what is being measured
+connects=200    # connect() samples per latency run
+pings=2000      # round trips per ping-pong run
+port=${BENCH_PORT:-$((20000 + ($$ % 40) * 250))}
+
+for v in reps secs port; do
+	case ${!v} in '' | *[!0-9]*) die "$v must be a whole number, not '${!v}'" ;; esac
+done
+if [ "$reps" -lt 1 ] || [ "$secs" -lt 1 ]; then
+	die "BENCH_REPS and BENCH_SECS must be at least 1"
+fi
+
+# ---------------------------------------------------------------------------
+# Columns and rows.  A column is a way of carrying the connection; each row
+# (scenario) says how to measure it for each column in measure() below, and
+# a cell a column cannot fill reads n/a.  Another column (kcptun, say) is a
+# name here, a title, and its arms in measure().
+COLUMNS=(rudp tcp)
+BASELINE=tcp
+declare -A COL_TITLE=([rudp]="rudp" [tcp]="kernel TCP")
+
+SCENARIOS=(loopback relay relay-loss1 relay-loss5 veth veth-loss1
+	veth-loss5 connect pingpong)
+declare -A SC_TITLE=(
+	[loopback]="loopback"
+	[relay]="relay, no loss"
+	[relay-loss1]="relay, 1% loss"
+	[relay-loss5]="relay, 5% loss"
+	[veth]="veth, no loss"
+	[veth-loss1]="veth, 1% loss"
+	[veth-loss5]="veth, 5% loss"
+	[connect]="connect() p50, loopback"
+	[pingpong]="64 B ping-pong p50, loopback"
+)
+declare -A SC_UNIT=(
+	[loopback]=Gbit/s [relay]=Gbit/s [relay-loss1]=Gbit/s
+	[relay-loss5]=Gbit/s [veth]=Gbit/s [veth-loss1]=Gbit/s
+	[veth-loss5]=Gbit/s [connect]=µs [pingpong]=µs
+)
+
+# ---------------------------------------------------------------------------
+# Background processes.  Each one starts in a session of its own (setsid
+# execs in place, since a background job of a non-interactive shell is not a
+# group leader), so stopping it by its process group also stops whatever it
+# started: the command under timeout(1), socat's forked children.
+
+tmp=$(mktemp -d)
+bg_pids=()
+ns_a="" ns_b=""
+failures=()
+
+# bg_start NAME CMD...: runs CMD with stdout and stderr in $tmp/NAME.out and
+# $tmp/NAME.err; its pid is left in bg_last.
+bg_last=""
+bg_start() {
+	local name=$1
+	shift
+	setsid "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" </dev/null &
+	bg_last=$!
+	bg_pids+=("$bg_last")
+}
+
+bg_forget() {
+	local p keep=()
+	for p in "${bg_pids[@]}"; do
+		[ "$p" = "$1" ] || keep+=("$p")
+	done
+	bg_pids=("${keep[@]}")
+}
+
+# bg_stop PID: SIGTERM to its group, SIGKILL after a grace period.
+bg_stop() {
+	local pid=$1 i
+	kill -TERM -- "-$pid" 2>/dev/null || true
+	for ((i = 0; i < 30; i++)); do
+		kill -0 -- "-$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL -- "-$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	bg_forget "$pid"
+}
+
+# bg_wait PID SECS: waits up to SECS for the process to exit by itself, then
+# stops it.  Returns its exit status (or 124 when it had to be stopped).
+bg_wait() {
+	local pid=$1 limit=$2 i status=0
+	for ((i = 0; i < limit * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		bg_stop "$pid"
+		return 124
+	fi
+	wait "$pid" || status=$?
+	bg_forget "$pid"
+	# Anything the process left in its group goes too.
+	kill -KILL -- "-$pid" 2>/dev/null || true
+	return "$status"
+}
+
+# shellcheck disable=SC2317  # Called from the EXIT trap, which ShellCheck
+# 0.9 does not follow.
+cleanup() {
+	local pid
+	trap - EXIT INT TERM
+	for pid in "${bg_pids[@]}"; do
+		kill -TERM -- "-$pid" 2>/dev/null || true
+	done
+	if [ "${#bg_pids[@]}" -gt 0 ]; then
+		sleep 1
+		for pid in "${bg_pids[@]}"; do
+			kill -KILL -- "-$pid" 2>/dev/null || true
+		done
+		wait 2>/dev/null || true
+	fi
+	[ -z "$ns_a" ] || ip netns del "$ns_a" 2>/dev/null || true
+	[ -z "$ns_b" ] || ip netns del "$ns_b" 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# wait_for FILE PATTERN SECS: until FILE holds a line matching PATTERN.
+wait_for() {
+	local i
+	for ((i = 0; i < $3 * 20; i++)); do
+		grep -q -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# wait_tcp_listen PORT SECS: until a TCP socket listens on PORT here.
+wait_tcp_listen() {
+	local i
+	for ((i = 0; i < $2 * 20; i++)); do
+		[ -n "$(ss -Hltn "sport = :$1")" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# alloc_port: the next port with no TCP or UDP socket on it, in $port_out.
+# (A global, not command substitution, so the counter advances.)
+port_out=""
+alloc_port() {
+	while [ -n "$(ss -Htuan "sport = :$port")" ]; do
+		port=$((port + 1))
+	done
+	port_out=$port
+	port=$((port + 1))
+	[ "$port" -lt 65000 ] || port=20000
+}
+
+# A failed run is reported with the tail of what its programs said.
+run_failed() {
+	local what=$1 f
+	shift
+	say "FAILED: $what"
+	for f in "$@"; do
+		[ -s "$tmp/$f" ] || continue
+		sed "s/^/    $f: /" "$tmp/$f" | tail -n 8 >&2
+	done
+	failures+=("$what")
+	return 1
+}
+
+# ---------------------------------------------------------------------------
+# How each column runs a program.  rudp programs get the shim through
+# rudp-run.  RUDP_EXIT_LINGER_MS bounds how long a process's exit waits for
+# its last FIN to be acknowledged: behind the relay a peer that has already
+# exited cannot answer, and the default 10 s would only slow the script down
+# (it is after the measured interval, so it does not change the numbers).
+
+shim=$RUDP_ROOT/$build_dir/shim/librudp_shim.so
+relay_bin=$RUDP_ROOT/$build_dir/tests/udp-relay
+
+# wrap_cmd COL PORT: sets wrap=(...) to prefix a command with.
+wrap=()
+wrap_cmd() {
+	case $1 in
+	rudp) wrap=(env RUDP_SHIM="$shim" RUDP_EXIT_LINGER_MS=2000
+		"$RUDP_ROOT/scripts/rudp-run" -p "$2" --) ;;
+	*) wrap=() ;;
+	esac
+}
+
+# in_ns NAME: sets nsx=(...) to run a command in that namespace ("" = here).
+nsx=()
+in_ns() {
+	if [ -n "$1" ]; then nsx=(ip netns exec "$1"); else nsx=(); fi
+}
+
+# ---------------------------------------------------------------------------
+# iperf3: one connection, client sends, -O 1 warm-up left out.  Prints the
+# receiver's rate in Gbit/s.
+#
+# iperf_run COL WHERE LOSS REP, WHERE one of:
+#   lo     client and server on 127.0.0.1;
+#   relay  client -> relay -> server on loopback: rudp through udp-relay
+#          (with LOSS % loss each way), kernel TCP through a socat TCP relay;
+#   veth   client in namespace A, server in namespace B (loss set by
+#          set_loss beforehand).
+result=""
+iperf_run() {
+	local col=$1 where=$2 loss=$3 rep=$4
+	local sport cport host=127.0.0.1 sns="" cns="" relay=0 tag
+	local srv cli rel="" status=0
+
+	tag="iperf $where${loss:+ loss $loss%} $col run $rep"
+	alloc_port
+	sport=$port_out
+	cport=$sport
+	case $where in
+	relay)
+		alloc_port
+		cport=$port_out
+		relay=1
+		;;
+	veth)
+		host=10.201.0.2
+		sns=$ns_b
+		cns=$ns_a
+		;;
+	esac
+	rm -f "$tmp"/srv.* "$tmp"/cli.* "$tmp"/rel.*
+
+	in_ns "$sns"
+	wrap_cmd "$col" "$sport"
+	bg_start srv "${nsx[@]}" timeout $((secs + omit + 40)) "${wrap[@]}" \
+		iperf3 -s -1 -p "$sport" --forceflush
+	srv=$bg_last
+	if ! wait_for "$tmp/srv.out" "Server listening" 10; then
+		bg_stop "$srv"
+		run_failed "$tag: the iperf3 server did not start" srv.out srv.err
+		return 1
+	fi
+
+	if [ "$relay" = 1 ]; then
+		if [ "$col" = rudp ]; then
+			bg_start rel timeout $((secs + omit + 40)) "$relay_bin" \
+				--listen "127.0.0.1:$cport" --to "127.0.0.1:$sport" \
+				--loss "${loss:-0}" --seed "$rep"
+			rel=$bg_last
+			wait_for "$tmp/rel.err" "listening on" 10 || status=1
+		else
+			# The same 64 KiB per system call as the UDP relay's
+			# largest datagrams (socat's default is 8 KiB).
+			bg_start rel timeout $((secs + omit + 40)) socat -b 65536 \
+				"TCP-LISTEN:$cport,bind=127.0.0.1,fork,reuseaddr" \
+				"TCP:127.0.0.1:$sport"
+			rel=$bg_last
+			wait_tcp_listen "$cport" 10 || status=1
+		fi
+		if [ "$status" -ne 0 ]; then
+			bg_stop "$rel"
+			bg_stop "$srv"
+			run_failed "$tag: the relay did not start" rel.err
+			return 1
+		fi
+	fi
+
+	in_ns "$cns"
+	wrap_cmd "$col" "$cport"
+	bg_start cli "${nsx[@]}" timeout -k 5 $((secs + omit + 25)) "${wrap[@]}" \
+		iperf3 -c "$host" -p "$cport" -t "$secs" -O "$omit" -J
+	cli=$bg_last
+	bg_wait "$cli" $((secs + omit + 35)) || status=$?
+	# The server exits after its one test; give it a moment, then stop it.
+	bg_wait "$srv" 5 >/dev/null 2>&1 || true
+	[ -z "$rel" ] || bg_stop "$rel"
+
+	if ! result=$(iperf_gbps "$tmp/cli.out" 2>"$tmp/cli.parse"); then
+		run_failed "$tag: no result (client exit status $status)" \
+			cli.parse cli.err srv.out srv.err rel.err
+		return 1
+	fi
+	[ "$status" -eq 0 ] ||
+		say "note: $tag: client exit status $status after a valid result"
+	return 0
+}
+
+iperf_gbps() {
+	python3 - "$1" <<'PY'
+import json, sys
+try:
+    with open(sys.argv[1]) as f:
+        d = json.load(f)
+except (OSError, ValueError) as e:
+    sys.exit(f"no iperf3 JSON: {e}")
+if d.get("error"):
+    sys.exit("iperf3: " + d["error"])
+print("%.6f" % (d["end"]["sum_received"]["bits_per_second"] / 1e9))
+PY
+}
+
+# ---------------------------------------------------------------------------
+# Latency, with python3 on both ends (TCP_NODELAY on every socket):
+#   connect   p50 of the time blocking connect() takes; the server accepts
+#             and closes; the first 10 connections are left out;
+#   pingpong  p50 round trip of a 64-byte message echoed back, after 100
+#             round trips of warm-up.  Prints microseconds.
+
+cat >"$tmp/lat.py" <<'PY'
+import json, socket, statistics, sys, time
+
+def listener(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(256)
+    print("ready", flush=True)
+    return s
+
+def nodelay(s):
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+def report(samples):
+    samples.sort()
+    print(json.dumps({"p50_us": statistics.median(samples),
+                      "p90_us": samples[int(len(samples) * 0.9)],
+                      "n": len(samples)}))
+
+mode, port = sys.argv[1], int(sys.argv[2])
+if mode == "accept-server":
+    s = listener(port)
+    while True:
+        c, _ = s.accept()
+        c.close()
+elif mode == "echo-server":
+    s = listener(port)
+    c, _ = s.accept()
+    nodelay(c)
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        c.sendall(d)
+elif mode == "connect":
+    n, warm, out = int(sys.argv[3]), 10, []
+    for i in range(warm + n):
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.settimeout(10)
+        nodelay(c)
+        t0 = time.perf_counter_ns()
+        c.connect(("127.0.0.1", port))
+        t1 = time.perf_counter_ns()
+        c.close()
+        if i >= warm:
+            out.append((t1 - t0) / 1000)
+    report(out)
+elif mode == "pingpong":
+    n, warm, out = int(sys.argv[3]), 100, []
+    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+    nodelay(c)
+    msg = b"x" * 64
+    for i in range(warm + n):
+        t0 = time.perf_counter_ns()
+        c.sendall(msg)
+        got = 0
+        while got < len(msg):
+            d = c.recv(len(msg) - got)
+            if not d:
+                sys.exit("the server closed the connection")
+            got += len(d)
+        t1 = time.perf_counter_ns()
+        if i >= warm:
+            out.append((t1 - t0) / 1000)
+    c.close()
+    report(out)
+PY
+
+# lat_run COL KIND REP
+lat_run() {
+	local col=$1 kind=$2 rep=$3 sport srv cli status=0 smode count tag
+	tag="$kind $col run $rep"
+	case $kind in
+	connect) smode=accept-server count=$connects ;;
+	*) smode=echo-server count=$pings ;;
+	esac
+	alloc_port
+	sport=$port_out
+	rm -f "$tmp"/srv.* "$tmp"/cli.*
+	wrap_cmd "$col" "$sport"
+	bg_start srv timeout 60 "${wrap[@]}" python3 "$tmp/lat.py" "$smode" "$sport"
+	srv=$bg_last
+	if ! wait_for "$tmp/srv.out" ready 10; then
+		bg_stop "$srv"
+		run_failed "$tag: the server did not start" srv.err
+		return 1
+	fi
+	bg_start cli timeout -k 5 45 "${wrap[@]}" python3 "$tmp/lat.py" \
+		"$kind" "$sport" "$count"
+	cli=$bg_last
+	bg_wait "$cli" 55 || status=$?
+	bg_stop "$srv"
+	if [ "$status" -ne 0 ] ||
+		! result=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["p50_us"])' \
+			<"$tmp/cli.out" 2>/dev/null); then
+		run_failed "$tag: no result (client exit status $status)" cli.out cli.err srv.err
+		return 1
+	fi
+}
+
+# ---------------------------------------------------------------------------
+# Network namespaces: A (10.201.0.1) and B (10.201.0.2) joined by a veth
+# pair with the default MTU of 1500 and segmentation/receive offloads off, so
+# both protocols put real Ethernet-sized packets on the link.  Loss is an
+# nftables rule at input in each namespace that drops N% of TCP and UDP
+# packets at random: both directions, both protocols, the same way.
+
+netns_note=""
+netns_setup() {
+	local n dev
+	if [ "$(id -u)" -ne 0 ]; then
+		netns_note="needs root (network namespaces)"
+		return 1
+	fi
+	if ! command -v nft >/dev/null || ! command -v ip >/dev/null; then
+		netns_note="needs iproute2 and nftables"
+		return 1
+	fi
+	ns_a=rudp-bench-a-$$
+	ns_b=rudp-bench-b-$$
+	if ! ip netns add "$ns_a" || ! ip netns add "$ns_b" ||
+		! ip link add va netns "$ns_a" type veth peer name vb netns "$ns_b" ||
+		! ip -n "$ns_a" addr add 10.201.0.1/24 dev va ||
+		! ip -n "$ns_b" addr add 10.201.0.2/24 dev vb; then
+		netns_note="cannot create network namespaces and a veth pair here"
+		return 1
+	fi
+	for n in "$ns_a" "$ns_b"; do
+		ip -n "$n" link set lo up
+		dev=va
+		[ "$n" = "$ns_b" ] && dev=vb
+		ip -n "$n" link set "$dev" up
+		if command -v ethtool >/dev/null; then
+			ip netns exec "$n" ethtool -K "$dev" tso off gso off gro off \
+				>/dev/null 2>&1 ||
+				say "warning: ethtool could not turn offloads off on $dev"
+		fi
+	done
+	if ! set_loss 0; then
+		netns_note="cannot load nftables rules in a namespace"
+		return 1
+	fi
+	command -v ethtool >/dev/null ||
+		say "warning: no ethtool: veth offloads left as they are"
+	return 0
+}
+
+set_loss() {
+	local n
+	for n in "$ns_a" "$ns_b"; do
+		ip netns exec "$n" nft -f - <<NFT || return 1
+table inet rudp_bench
+delete table inet rudp_bench
+table inet rudp_bench {
+	chain in {
+		type filter hook input priority 0; policy accept;
+		meta l4proto { tcp, udp } numgen random mod 100 < $1 drop
+	}
+}
+NFT
+	done
+}
+
+# ---------------------------------------------------------------------------
+# measure SCENARIO COLUMN REP: sets result, or returns 1 (failed) or 2 (the
+# column has no way to do this row).
+
+measure() {
+	case $1:$2 in
+	loopback:rudp | loopback:tcp) iperf_run "$2" lo "" "$3" ;;
+	relay:rudp | relay:tcp) iperf_run "$2" relay "" "$3" ;;
+	relay-loss1:rudp) iperf_run rudp relay 1 "$3" ;;
+	relay-loss5:rudp) iperf_run rudp relay 5 "$3" ;;
+	veth:rudp | veth:tcp) iperf_run "$2" veth "" "$3" ;;
+	veth-loss1:rudp | veth-loss1:tcp) iperf_run "$2" veth 1 "$3" ;;
+	veth-loss5:rudp | veth-loss5:tcp) iperf_run "$2" veth 5 "$3" ;;
+	connect:rudp | connect:tcp) lat_run "$2" connect "$3" ;;
+	pingpong:rudp | pingpong:tcp) lat_run "$2" pingpong "$3" ;;
+	*) return 2 ;;
+	esac
+}
+
+# What a row needs before its runs; sets skip_reason when it cannot run.
+# (Not called in a subshell: the namespaces it makes must be cleaned up.)
+skip_reason=""
+prepare() {
+	skip_reason=""
+	case $1 in
+	veth*)
+		if [ -z "$ns_a" ] && [ -z "$netns_note" ]; then
+			netns_setup || true
+		fi
+		if [ -n "$netns_note" ]; then
+			skip_reason=$netns_note
+			return 0
+		fi
+		case $1 in
+		veth) set_loss 0 ;;
+		veth-loss1) set_loss 1 ;;
+		veth-loss5) set_loss 5 ;;
+		esac || skip_reason="cannot load the nftables loss rule"
+		;;
+	esac
+	return 0
+}
+
+median() {
+	sort -g | awk '{ v[NR] = $1 } END {
+		if (NR == 0) exit 1
+		if (NR % 2) print v[(NR + 1) / 2]
+		else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
+	}'
+}
+
+# Three significant figures or so, without exponents.
+fmt() {
+	awk -v v="$1" 'BEGIN {
+		if (v >= 100) printf "%.0f", v
+		else if (v >= 10) printf "%.1f", v
+		else if (v >= 1) printf "%.2f", v
+		else if (v >= 0.01) printf "%.3f", v
+		else printf "%.4f", v
+	}'
+}
+
+# ---------------------------------------------------------------------------
+
+ensure_packages
+for tool in iperf3 socat python3 ss setsid timeout; do
+	command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+
+say "configuring and building $build_dir (release)"
+ensure_configured "$build_dir" -Dbuildtype=release -Db_ndebug=true >&2
+ninja -C "$build_dir" shim/librudp_shim.so tests/udp-relay >&2 ||
+	die "the build failed"
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+started=$SECONDS
+declare -A vals=() notes=()
+for sc in "${SCENARIOS[@]}"; do
+	prepare "$sc"
+	if [ -n "$skip_reason" ]; then
+		notes[$sc]="skipped: $skip_reason"
+		say "skipping ${SC_TITLE[$sc]}: $skip_reason"
+		continue
+	fi
+	n=$reps
+	case $sc in connect | pingpong) n=$lat_reps ;; esac
+	for ((rep = 1; rep <= n; rep++)); do
+		for col in "${COLUMNS[@]}"; do
+			status=0
+			measure "$sc" "$col" "$rep" || status=$?
+			case $status in
+			0)
+				vals[$sc:$col]+="$result "
+				say "${SC_TITLE[$sc]}: $col run $rep/$n: $(fmt "$result") ${SC_UNIT[$sc]}"
+				;;
+			2) ;;
+			*) vals[$sc:$col]+="" ;;
+			esac
+		done
+	done
+done
+elapsed=$((SECONDS - started))
+
+# ---------------------------------------------------------------------------
+# The report.
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+echo "# rudp benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo
+echo "- machine: $(nproc) CPUs, ${cpu:-unknown CPU}, Linux $(uname -r) $(uname -m)"
+echo "- load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "- rudp $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- core shim include 2>/dev/null || echo ' (modified)'), $build_dir: release, NDEBUG"
+echo "- $(iperf3 --version | head -n 1), one connection, -t $secs -O $omit;" \
+	"$reps run(s) per cell ($lat_reps for latency), interleaved; medians;" \
+	"measuring took ${elapsed} s"
+echo
+
+header=(scenario unit)
+for col in "${COLUMNS[@]}"; do header+=("${COL_TITLE[$col]}"); done
+for col in "${COLUMNS[@]}"; do
+	[ "$col" = "$BASELINE" ] || header+=("$col/${COL_TITLE[$BASELINE]#kernel }")
+done
+rows=()
+row_of() { local IFS=$'\t'; rows+=("$*"); }
+row_of "${header[@]}"
+
+foot=()
+for sc in "${SCENARIOS[@]}"; do
+	cells=("${SC_TITLE[$sc]}" "${SC_UNIT[$sc]}")
+	declare -A med=()
+	for col in "${COLUMNS[@]}"; do
+		med[$col]=""
+		if [ -n "${notes[$sc]:-}" ]; then
+			cells+=("skipped")
+		elif [ -z "${vals[$sc:$col]+set}" ]; then
+			cells+=("n/a")
+		elif [ -z "${vals[$sc:$col]// /}" ]; then
+			cells+=("FAILED")
+		else
+			med[$col]=$(tr ' ' '\n' <<<"${vals[$sc:$col]}" | grep . | median)
+			cells+=("$(fmt "${med[$col]}")")
+		fi
+	done
+	for col in "${COLUMNS[@]}"; do
+		[ "$col" != "$BASELINE" ] || continue
+		if [ -n "${med[$col]}" ] && [ -n "${med[$BASELINE]}" ]; then
+			cells+=("$(fmt "$(awk -v a="${med[$col]}" -v b="${med[$BASELINE]}" \
+				'BEGIN { if (b > 0) print a / b; else print 0 }')")")
+		else
+			cells+=("")
+		fi
+	done
+	unset med
+	row_of "${cells[@]}"
+	[ -z "${notes[$sc]:-}" ] || foot+=("${SC_TITLE[$sc]}: ${notes[$sc]}")
+done
+
+# Markdown, with the columns padded so that it reads in a terminal too.
+printf '%s\n' "${rows[@]}" | python3 -c '
+import sys
+rows = [line.rstrip("\n").split("\t") for line in sys.stdin]
+w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+def line(cells):
+    return "| " + " | ".join(c.ljust(w[i]) if i < 2 else c.rjust(w[i])
+                             for i, c in enumerate(cells)) + " |"
+print(line(rows[0]))
+print("| " + " | ".join("-" * w[i] if i < 2 else "-" * (w[i] - 1) + ":"
+                        for i in range(len(w))) + " |")
+for r in rows[1:]:
+    print(line(r))
+'
+echo
+echo "Notes:"
+echo "- Gbit/s: iperf3's receiver rate, higher is better; µs: lower is better."
+echo "  The last column is rudp divided by kernel TCP."
+echo "- loopback: 127.0.0.1, MTU 65536, so rudp sends ~64 KB datagrams there."
+echo "- relay: rudp through udp-relay (tests/relay.c); kernel TCP through a"
+echo "  socat TCP relay (TCP-LISTEN,fork -> TCP, 64 KiB buffer), both on loopback."
+echo "- relay, N% loss: udp-relay --loss N drops N% of the datagrams each way"
+echo "  (~64 KB each on loopback); kernel TCP cannot cross a UDP relay (n/a)."
+echo "- veth: two network namespaces, veth MTU 1500, TSO/GSO/GRO off; nftables"
+echo "  drops N% of TCP and UDP packets at random on input in both namespaces."
+echo "- connect(): p50 of $connects blocking connects (python3), server accepts"
+echo "  and closes; ping-pong: p50 of $pings round trips of 64 bytes, TCP_NODELAY."
+for f in "${foot[@]}"; do echo "- $f"; done
+if [ "${#failures[@]}" -gt 0 ]; then
+	echo "- failed runs (${#failures[@]}), left out of the medians:"
+	for f in "${failures[@]}"; do echo "  - $f"; done
+	exit 1
+fi
+exit 0
