@@ -605,6 +605,7 @@ static void take_data(struct rudp__conn *c, const struct rudp__hdr *h,
 			c->ep->stats.dup_data += h->len;
 		if (adv > 0) {
 			c->ep->stats.data_in += (uint64_t)adv;
+			c->last_data = now;
 			c->rcv_nxt = c->rb.nxt;
 			/* RFC 7323: echo the segment that advanced us. */
 			c->ts_recent = h->tsval;
@@ -785,11 +786,41 @@ void rudp__conn_input(struct rudp__conn *c, const struct sockaddr *from,
 	}
 }
 
-/* Whether the keepalive timer applies now. */
-static bool ka_armed(const struct rudp__conn *c)
+/* Stall probing: how recent data must be, and its timing (see below). */
+#define STALL_WINDOW (30 * RUDP__SEC)
+#define STALL_IDLE   (2 * RUDP__SEC)
+#define STALL_INTVL  (1 * RUDP__SEC)
+#define STALL_CNT    5
+
+/*
+ * Whether idle probes apply now, and their timing.  SO_KEEPALIVE asks for
+ * them on its own schedule.  Without it, a receiver in the middle of a
+ * transfer (data arrived within the last 30 s, no FIN yet) that hears
+ * nothing for 2 s probes too, every second: with nothing of its own to
+ * send it would otherwise never notice a peer that was killed, where on
+ * TCP the peer's kernel would have said so.  A live peer answers and costs
+ * one datagram per 2 s of silence, for 30 s at most.
+ */
+static bool ka_armed(const struct rudp__conn *c, rudp__usec *idle,
+		     rudp__usec *intvl, unsigned *cnt)
 {
-	return c->keepalive && rudp__rtx_empty(&c->rtx) &&
-	       (c->state == RUDP__ESTABLISHED || c->state == RUDP__CLOSE_WAIT);
+	if (!rudp__rtx_empty(&c->rtx) ||
+	    (c->state != RUDP__ESTABLISHED && c->state != RUDP__CLOSE_WAIT &&
+	     c->state != RUDP__FIN_WAIT_2))
+		return false;
+	if (c->keepalive && c->state != RUDP__FIN_WAIT_2) {
+		*idle = c->ka_idle;
+		*intvl = c->ka_intvl;
+		*cnt = c->ka_cnt;
+		return true;
+	}
+	if (c->fin_rcvd || !c->last_data ||
+	    !rudp__time_before(c->last_rx, c->last_data + STALL_WINDOW))
+		return false;
+	*idle = STALL_IDLE;
+	*intvl = STALL_INTVL;
+	*cnt = STALL_CNT;
+	return true;
 }
 
 static void rto_expired(struct rudp__conn *c, rudp__usec now)
@@ -866,17 +897,18 @@ void rudp__conn_timeout(struct rudp__conn *c, rudp__usec now)
 		(void)rudp__conn_set_state(c, RUDP__CLOSED);
 		return;
 	}
-	if (ka_armed(c)) {
-		rudp__usec due = c->ka_probes ? c->ka_at
-					      : c->last_rx + c->ka_idle;
+	rudp__usec idle, intvl;
+	unsigned cnt;
+	if (ka_armed(c, &idle, &intvl, &cnt)) {
+		rudp__usec due = c->ka_probes ? c->ka_at : c->last_rx + idle;
 		if (rudp__time_reached(now, due)) {
-			if (c->ka_probes >= c->ka_cnt) {
+			if (c->ka_probes >= cnt) {
 				fail(c, ETIMEDOUT);
 				return;
 			}
 			c->ka_probes++;
 			c->ka_due = true;
-			c->ka_at = now + c->ka_intvl;
+			c->ka_at = now + intvl;
 		}
 	}
 }
@@ -888,9 +920,11 @@ rudp__usec rudp__conn_deadline(const struct rudp__conn *c)
 	t = rudp__time_min(t, c->tw_at);
 	t = rudp__time_min(t, c->rack_at);
 	t = rudp__time_min(t, c->pto_at);
-	if (ka_armed(c))
+	rudp__usec idle, intvl;
+	unsigned cnt;
+	if (ka_armed(c, &idle, &intvl, &cnt))
 		t = rudp__time_min(t, c->ka_probes ? c->ka_at
-						   : c->last_rx + c->ka_idle);
+						   : c->last_rx + idle);
 	return t;
 }
 
@@ -1114,7 +1148,12 @@ void rudp__conn_unreachable(struct rudp__conn *c, int err)
 	if (c->state == RUDP__SYN_SENT)
 		fail(c, ECONNREFUSED);
 	else if (synchronized(c->state))
-		fail(c, c->state == RUDP__TIME_WAIT ? 0 : ECONNRESET);
+		/*
+		 * A peer that had finished sending (its FIN is in) left in
+		 * order: the program reads its end of stream, not a reset.
+		 */
+		fail(c, c->state == RUDP__TIME_WAIT || c->fin_rcvd ? 0
+								   : ECONNRESET);
 }
 
 struct rudp__conn *rudp__conn_accept(struct rudp__conn *l)

@@ -108,6 +108,7 @@ struct rudp__conn {
 	rudp__usec delack_at; /* when a delayed ack is due */
 	rudp__usec tw_at;     /* TIME_WAIT / FIN_WAIT_2 orphan deadline */
 	rudp__usec last_rx;   /* last datagram from the peer */
+	rudp__usec last_data; /* last new in-order byte from the peer */
 	bool keepalive;
 	rudp__usec ka_idle, ka_intvl; /* SO_KEEPALIVE timing (TCP_KEEP*) */
 	unsigned ka_cnt;

@@ -304,11 +304,19 @@ void rudp__ep_release(struct rudp__ep *ep, struct rudp__conn *c)
 		rudp__ep_settle(ep, c);
 }
 
-void rudp__ep_unreachable(struct rudp__ep *ep, const struct sockaddr *peer,
-			  socklen_t peerlen, int err)
+void rudp__ep_unreachable(struct rudp__ep *ep, uint32_t cid, int err)
 {
-	for (struct rudp__conn *c = ep->conns; c; c = c->all_next)
-		if (!peer || same_addr(&c->peer, c->peerlen, peer, peerlen))
+	struct rudp__conn *c;
+
+	if (cid) {
+		c = rudp__cidtab_find(&ep->tab, RUDP__BY_LOCAL, cid);
+		if (c) {
 			rudp__conn_unreachable(c, err);
+			rudp__ep_settle(ep, c);
+		}
+		return;
+	}
+	for (c = ep->conns; c; c = c->all_next)
+		rudp__conn_unreachable(c, err);
 	settle_all(ep);
 }

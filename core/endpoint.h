@@ -133,11 +133,13 @@ void rudp__ep_settle(struct rudp__ep *ep, struct rudp__conn *c);
 void rudp__ep_release(struct rudp__ep *ep, struct rudp__conn *c);
 
 /*
- * The network reported `peer` unreachable with err (ECONNREFUSED for a
- * port unreachable); NULL for a connected socket's one peer.
+ * The network reported a datagram of connection `cid` undeliverable with
+ * err (ECONNREFUSED for a port unreachable); cid 0 for a connected
+ * socket's every connection (it has one peer).  The id comes from the
+ * datagram the ICMP error quotes, not from the address: a port freed by
+ * one peer may already belong to a new one.
  */
-void rudp__ep_unreachable(struct rudp__ep *ep, const struct sockaddr *peer,
-			  socklen_t peerlen, int err);
+void rudp__ep_unreachable(struct rudp__ep *ep, uint32_t cid, int err);
 
 /* Whether anything is left that needs this endpoint's socket. */
 static inline bool rudp__ep_idle(const struct rudp__ep *ep)

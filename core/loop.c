@@ -564,6 +564,8 @@ void rudp__lep_put(struct rudp__lep *lep)
 	lep_close_if_unused(lep);
 }
 
+static void read_errqueue(struct rudp__lep *lep);
+
 void rudp__lep_flush(struct rudp__lep *lep)
 {
 	rudp__usec now = rudp__now();
@@ -599,9 +601,18 @@ void rudp__lep_flush(struct rudp__lep *lep)
 			more = true;
 		if (!tx->n)
 			break;
+		/*
+		 * A send can report an earlier ICMP error.  A connected
+		 * socket has one peer, so it is that peer's; an unconnected
+		 * one must read its error queue to learn whose it was.
+		 */
 		if (rudp__udpio_send(lep->fd, lep->connected, &lep->caps, tx) ==
-		    -ECONNREFUSED)
-			rudp__ep_unreachable(&lep->ep, NULL, 0, ECONNREFUSED);
+		    -ECONNREFUSED) {
+			if (lep->connected)
+				rudp__ep_unreachable(&lep->ep, 0, ECONNREFUSED);
+			else
+				read_errqueue(lep);
+		}
 	}
 	(void)rudp__heap_set(&L.timers, &lep->timer,
 			     rudp__ep_deadline(&lep->ep));
@@ -611,8 +622,8 @@ void rudp__lep_flush(struct rudp__lep *lep)
 
 /*
  * An unconnected socket (a listener's) hears ICMP errors through its error
- * queue (IP_RECVERR), each naming the destination of the datagram that
- * drew it, so the error reaches the right connection.
+ * queue (IP_RECVERR), each with the start of the datagram that drew it, so
+ * the error reaches the connection that sent it and no other.
  */
 static void read_errqueue(struct rudp__lep *lep)
 {
@@ -629,8 +640,14 @@ static void read_errqueue(struct rudp__lep *lep)
 			.msg_iov = &iov, .msg_iovlen = 1,
 			.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
 		};
-		if (recvmsg(lep->fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+		ssize_t n = recvmsg(lep->fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT);
+		if (n < 0)
 			return;
+		/* The quoted datagram names our connection: its src_cid. */
+		uint32_t cid = 0;
+		if (n >= 8)
+			cid = (uint32_t)L.buf[4] << 24 | (uint32_t)L.buf[5] << 16 |
+			      (uint32_t)L.buf[6] << 8 | L.buf[7];
 		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm;
 		     cm = CMSG_NXTHDR(&msg, cm)) {
 			if (!((cm->cmsg_level == IPPROTO_IP &&
@@ -640,11 +657,9 @@ static void read_errqueue(struct rudp__lep *lep)
 				continue;
 			struct sock_extended_err ee;
 			memcpy(&ee, CMSG_DATA(cm), sizeof(ee));
-			if (ee.ee_origin == SO_EE_ORIGIN_ICMP ||
-			    ee.ee_origin == SO_EE_ORIGIN_ICMP6)
-				rudp__ep_unreachable(&lep->ep,
-						     (struct sockaddr *)&dst,
-						     msg.msg_namelen,
+			if ((ee.ee_origin == SO_EE_ORIGIN_ICMP ||
+			     ee.ee_origin == SO_EE_ORIGIN_ICMP6) && cid)
+				rudp__ep_unreachable(&lep->ep, cid,
 						     (int)ee.ee_errno);
 		}
 	}
@@ -662,7 +677,7 @@ static void lep_read(struct rudp__lep *lep)
 				read_errqueue(lep);
 			else if (n == -ECONNREFUSED || n == -EHOSTUNREACH ||
 				 n == -ENETUNREACH)
-				rudp__ep_unreachable(&lep->ep, NULL, 0, -n);
+				rudp__ep_unreachable(&lep->ep, 0, -n);
 			else
 				rudp__log(RUDP__LOG_WARN, "UDP receive: %s",
 					  strerror(-n));
@@ -809,6 +824,8 @@ static void at_fork_child(void)
 {
 	if (L.started && L.hooks)
 		L.hooks->at_fork_child();
+	/* First: the heap points into the endpoints freed next. */
+	rudp__heap_free(&L.timers);
 	while (L.leps) {
 		struct rudp__lep *lep = L.leps;
 		L.leps = lep->next;
@@ -827,7 +844,6 @@ static void at_fork_child(void)
 	}
 	for (int fd = rudp__ownfd_next(0); fd >= 0; fd = rudp__ownfd_next(fd))
 		rudp__ownfd_close(fd);
-	rudp__heap_free(&L.timers);
 	L.epfd = L.tfd = L.efd = -1;
 	L.armed = RUDP__NEVER;
 	/* Never hand the child the parent's unused random bytes. */

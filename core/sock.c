@@ -411,8 +411,12 @@ static void pump_in(struct rudp__sock *s)
 			budget -= (size_t)r;
 			continue;
 		}
-		if (r == 0) {
-			/* The program shut down writing, or closed: FIN. */
+		if (r == 0 ||
+		    (s->exiting && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+			/*
+			 * The program shut down writing or closed (or, at
+			 * exit, has written its last byte): FIN.
+			 */
 			s->eof_in = true;
 			rudp__conn_shutdown_write(c);
 		} else if (errno == EINTR) {
@@ -587,7 +591,7 @@ static void service_one(struct rudp__sock *s)
 	}
 	/* An ended connection whose bytes the program has all received. */
 	if (c->state == RUDP__CLOSED && !rudp__rcvbuf_ready(&c->rb) &&
-	    !s->connecting) {
+	    (s->handshake_done || !s->connecting)) {
 		detach(s, c->err);
 		return;
 	}
@@ -808,10 +812,11 @@ void rudp__sock_exit_flush(rudp__usec linger)
 				continue;
 			if (s->hold_fd >= 0)
 				ioctl(s->hold_fd, SIOCINQ, &unread);
-			/* The program writes no more: what is there is all. */
-			pump_in(s);
-			s->eof_in = true;
-			rudp__conn_shutdown_write(s->conn);
+			/*
+			 * The program writes no more: what is in the pair is
+			 * all of it, drained as the send buffer makes room.
+			 */
+			s->exiting = true;
 			let_go(s, unread);
 		}
 	}

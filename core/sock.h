@@ -41,6 +41,7 @@ struct rudp__sock {
 	bool eof_in;          /* the program's end has no more to send */
 	bool out_blocked;     /* the program's end was full: wait to write */
 	bool closing;         /* the program let go: drain, then finish */
+	bool exiting;         /* process exit: what is in the pair is all */
 	bool dirty;           /* on the service list */
 	uint32_t watching;    /* epoll events registered, ~0u if none */
 	size_t plug;          /* bytes plugging the program's send buffer */

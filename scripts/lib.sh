@@ -11,9 +11,11 @@ RUDP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # need.  python3 is listed because a minimal image may lack it and test.sh
 # parses Meson's JSON test log with it; iproute2 and nftables give the
 # namespaced UDP proof; iperf3 and ethtool (veth offloads off) are for
-# bench.sh.
+# bench.sh; curl and iperf3 are unmodified programs the shim's end-to-end
+# tests run, and procps gives them pgrep.
 RUDP_PACKAGES=(meson ninja-build check pkg-config gcc libc6-dev
-	netcat-openbsd socat nftables iproute2 python3 iperf3 ethtool)
+	netcat-openbsd socat nftables iproute2 python3 iperf3 ethtool curl
+	procps)
 
 # Messages go to stderr so that a script's stdout stays the real output.
 say() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }

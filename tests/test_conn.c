@@ -488,16 +488,16 @@ START_TEST(test_conn_unreachable_host_soft_port_fatal)
 {
 	establish();
 	/* Host unreachable is soft, connecting or connected. */
-	rudp__ep_unreachable(&sim.node[A].ep, NULL, 0, EHOSTUNREACH);
+	rudp__ep_unreachable(&sim.node[A].ep, 0, EHOSTUNREACH);
 	ck_assert_int_eq(conn_a->state, RUDP__ESTABLISHED);
 	struct rudp__conn *c = sim_connect(&sim, A, B);
-	rudp__ep_unreachable(&sim.node[A].ep, NULL, 0, EHOSTUNREACH);
+	rudp__ep_unreachable(&sim.node[A].ep, 0, EHOSTUNREACH);
 	ck_assert_int_eq(c->state, RUDP__SYN_SENT);
 	/*
 	 * Port unreachable refuses the attempt and resets the open
 	 * connection: its peer's process, where its state lived, is gone.
 	 */
-	rudp__ep_unreachable(&sim.node[A].ep, NULL, 0, ECONNREFUSED);
+	rudp__ep_unreachable(&sim.node[A].ep, 0, ECONNREFUSED);
 	ck_assert_int_eq(c->state, RUDP__CLOSED);
 	ck_assert_int_eq(c->err, ECONNREFUSED);
 	ck_assert_int_eq(conn_a->state, RUDP__CLOSED);
@@ -507,16 +507,13 @@ END_TEST
 
 START_TEST(test_conn_unreachable_names_the_peer)
 {
-	struct sockaddr_in other = sim.node[C_NODE].addr;
-
 	establish();
-	/* An error about some other peer leaves this connection alone. */
-	rudp__ep_unreachable(&sim.node[A].ep, (struct sockaddr *)&other,
-			     sizeof(other), ECONNREFUSED);
+	struct rudp__conn *other = sim_connect(&sim, A, C_NODE);
+	/* An error about some other connection leaves this one alone. */
+	rudp__ep_unreachable(&sim.node[A].ep, other->local_cid, ECONNREFUSED);
 	ck_assert_int_eq(conn_a->state, RUDP__ESTABLISHED);
-	rudp__ep_unreachable(&sim.node[A].ep,
-			     (struct sockaddr *)&sim.node[B].addr,
-			     sizeof(sim.node[B].addr), ECONNREFUSED);
+	ck_assert_int_eq(other->state, RUDP__CLOSED);
+	rudp__ep_unreachable(&sim.node[A].ep, conn_a->local_cid, ECONNREFUSED);
 	ck_assert_int_eq(conn_a->state, RUDP__CLOSED);
 }
 END_TEST
