@@ -5,7 +5,8 @@
 # is printed:
 #   1. examples/hello, a small program written against the C API;
 #   2. two unmodified netcat (nc) processes under the LD_PRELOAD shim, whose
-#      TCP connection is carried over rudp.
+#      TCP connection is carried over rudp: one sends a 16 MiB file of random
+#      bytes, the other receives it, and the SHA-256 of both must match.
 # As root, with ip netns and nft available, each act runs inside a private
 # network namespace (tests/netns-run.sh) whose nftables counters prove the
 # traffic was UDP and that no TCP was sent; elsewhere on 127.0.0.1.
@@ -46,7 +47,9 @@ trap 'exit 143' TERM
 run_pair() {
 	local act=$1 port=$2 rpid cstatus lstatus=0 i
 	local -a listen_cmd connect_cmd
-	local ready accepted
+	local ready accepted show_listen show_connect
+
+	tmp=$(mktemp -d)
 
 	case $act in
 	hello)
@@ -54,23 +57,30 @@ run_pair() {
 		connect_cmd=("$hello" connect 127.0.0.1 "$port")
 		ready='listening on'
 		accepted='accepted a connection'
+		show_listen="hello listen $port"
+		show_connect="hello connect 127.0.0.1 $port"
 		;;
 	nc)
-		# nc -l exits by itself once its one client has gone.
-		listen_cmd=("$rudp_run" -p "$port" -- nc -v -l 127.0.0.1 "$port")
-		connect_cmd=("$rudp_run" -p "$port" -- nc -v -z 127.0.0.1 "$port")
+		# The connector sends the file and shuts down its side (-N);
+		# the listener writes what it receives and exits at its end.
+		head -c $((16 * 1024 * 1024)) /dev/urandom >"$tmp/sent"
+		listen_cmd=("$rudp_run" -p "$port" -- sh -c \
+			"exec nc -v -l 127.0.0.1 $port >'$tmp/received'")
+		connect_cmd=("$rudp_run" -p "$port" -- sh -c \
+			"exec nc -v -N 127.0.0.1 $port <'$tmp/sent'")
 		ready='Listening on'
 		accepted='Connection received'
+		show_listen="rudp-run -p $port -- nc -v -l 127.0.0.1 $port > received"
+		show_connect="rudp-run -p $port -- nc -v -N 127.0.0.1 $port < sent (16 MiB)"
 		;;
 	esac
 
-	tmp=$(mktemp -d)
 	mkfifo "$tmp/listener"
 	# The listener writes into a FIFO rather than a pipe so that $! is the
 	# listener itself, which the cleanup can then kill.
 	sed -u 's/^/  listener  | /' <"$tmp/listener" | tee "$tmp/listener.log" &
 	rpid=$!
-	echo "--- listener: RUDP_LOG=debug ${listen_cmd[*]##*/}"
+	echo "--- listener: RUDP_LOG=debug $show_listen"
 	RUDP_LOG=debug timeout "$SIDE_TIMEOUT" "${listen_cmd[@]}" \
 		>"$tmp/listener" 2>&1 &
 	lpid=$!
@@ -83,7 +93,7 @@ run_pair() {
 		sleep 0.1
 	done
 
-	echo "--- connector: RUDP_LOG=debug ${connect_cmd[*]##*/}"
+	echo "--- connector: RUDP_LOG=debug $show_connect"
 	set +e
 	# --foreground keeps the connector in our process group, so ^C reaches it.
 	RUDP_LOG=debug timeout --foreground "$SIDE_TIMEOUT" "${connect_cmd[@]}" \
@@ -109,6 +119,17 @@ run_pair() {
 	if [ "$lstatus" -ne 0 ] || ! grep -q "$accepted" "$tmp/listener.log"; then
 		say "FAIL: the listener did not accept the connection"
 		return 1
+	fi
+	if [ "$act" = nc ]; then
+		local sent received
+		sent=$(sha256sum <"$tmp/sent" | cut -d' ' -f1)
+		received=$(sha256sum <"$tmp/received" | cut -d' ' -f1)
+		echo "--- sent     $(stat -c %s "$tmp/sent") bytes, sha256 $sent"
+		echo "--- received $(stat -c %s "$tmp/received") bytes, sha256 $received"
+		if [ "$sent" != "$received" ]; then
+			say "FAIL: the file arrived changed"
+			return 1
+		fi
 	fi
 	return 0
 }
