@@ -219,6 +219,11 @@ case_names() {
 	py 10 24141,24142 names.py 24141 24142
 }
 
+case_abort_reset() {
+	say "python: SO_LINGER {1, 0} and close with unread data reset the peer"
+	py 15 24301 abort_reset.py 24301
+}
+
 case_unmarked_tcp() {
 	say "python: RUDP_PORTS=24151,24153; TCP on 24152 stays kernel TCP"
 	py 10 24151,24153 unmarked_tcp.py 24151 24153 24152 "$tmp"
