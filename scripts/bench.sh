@@ -479,8 +479,10 @@ netns_setup() {
 		[ "$n" = "$ns_b" ] && dev=vb
 		ip -n "$n" link set "$dev" up
 		if command -v ethtool >/dev/null; then
+			# tx-udp-segmentation too: otherwise a UDP GSO send
+			# crosses the veth whole, which TCP with TSO off cannot.
 			ip netns exec "$n" ethtool -K "$dev" tso off gso off gro off \
-				>/dev/null 2>&1 ||
+				tx-udp-segmentation off >/dev/null 2>&1 ||
 				say "warning: ethtool could not turn offloads off on $dev"
 		fi
 	done
