@@ -42,7 +42,7 @@ struct loop {
 	struct rudp__ep_stats closed_stats; /* endpoints already gone */
 	uint8_t rnd[256];
 	size_t rnd_left;
-	uint8_t buf[RUDP__MAX_DGRAM + 1];
+	uint8_t errbuf[64];       /* the start of a datagram an ICMP error quotes */
 	struct rudp__txbatch tx;
 	struct rudp__rxbatch rx;
 };
@@ -307,10 +307,6 @@ void rudp__loop_timedwait(pthread_cond_t *cv, const struct timespec *ts)
 	pthread_cond_timedwait(cv, &L.mu, ts);
 }
 
-bool rudp__loop_started(void)
-{
-	return L.started;
-}
 
 bool rudp__loop_busy(bool report)
 {
@@ -356,10 +352,6 @@ bool rudp__loop_busy(bool report)
 	return busy;
 }
 
-const struct rudp__cfg *rudp__loop_cfg(void)
-{
-	return &L.cfg;
-}
 
 static void wake(void)
 {
@@ -627,16 +619,15 @@ void rudp__lep_flush(struct rudp__lep *lep)
  */
 static void read_errqueue(struct rudp__lep *lep)
 {
-	struct sockaddr_storage dst;
 	union {
 		char buf[512];
 		struct cmsghdr align;
 	} u;
 
 	for (int i = 0; i < RX_BATCH; i++) {
-		struct iovec iov = { .iov_base = L.buf, .iov_len = 64 };
+		struct iovec iov = { .iov_base = L.errbuf,
+				     .iov_len = sizeof(L.errbuf) };
 		struct msghdr msg = {
-			.msg_name = &dst, .msg_namelen = sizeof(dst),
 			.msg_iov = &iov, .msg_iovlen = 1,
 			.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
 		};
@@ -644,10 +635,7 @@ static void read_errqueue(struct rudp__lep *lep)
 		if (n < 0)
 			return;
 		/* The quoted datagram names our connection: its src_cid. */
-		uint32_t cid = 0;
-		if (n >= 8)
-			cid = (uint32_t)L.buf[4] << 24 | (uint32_t)L.buf[5] << 16 |
-			      (uint32_t)L.buf[6] << 8 | L.buf[7];
+		uint32_t cid = rudp__wire_src_cid(L.errbuf, (size_t)n);
 		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm;
 		     cm = CMSG_NXTHDR(&msg, cm)) {
 			if (!((cm->cmsg_level == IPPROTO_IP &&

@@ -82,11 +82,6 @@ void rudp__loop_timedwait(pthread_cond_t *cv, const struct timespec *ts);
  */
 bool rudp__loop_busy(bool report);
 
-/* Whether this process runs a loop (and so may own connections). */
-bool rudp__loop_started(void);
-
-/* The configuration new endpoints get (from the environment). */
-const struct rudp__cfg *rudp__loop_cfg(void);
 
 /*
  * The payload size for a connection to peer: the route MTU less the IP,

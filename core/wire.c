@@ -171,6 +171,11 @@ fail:
 	return -EBADMSG;
 }
 
+uint32_t rudp__wire_src_cid(const uint8_t *buf, size_t len)
+{
+	return len >= 8 ? get32(buf + 4) : 0;
+}
+
 const char *rudp__wire_err_name(enum rudp__wire_err e)
 {
 	switch (e) {

@@ -64,6 +64,12 @@ enum rudp__wire_err {
 
 const char *rudp__wire_err_name(enum rudp__wire_err e);
 
+/*
+ * The sender's connection id from the first bytes of a datagram we sent
+ * (as an ICMP error quotes it), or 0 if too little of it is there.
+ */
+uint32_t rudp__wire_src_cid(const uint8_t *buf, size_t len);
+
 /* Bytes the encoded datagram takes. */
 static inline size_t rudp__wire_size(const struct rudp__hdr *h)
 {
