@@ -140,7 +140,7 @@ void rudp__cfg_default(struct rudp__cfg *cfg)
 	cfg->ka_idle = 7200 * RUDP__SEC;
 	cfg->ka_intvl = 75 * RUDP__SEC;
 	cfg->ka_cnt = 9;
-	cfg->cc = &rudp__cc_newreno;
+	cfg->cc = rudp__cc_default;
 }
 
 static void enqueue_accept(struct rudp__conn *l, struct rudp__conn *c)
@@ -297,6 +297,7 @@ static void take_ack(struct rudp__conn *c, const struct rudp__hdr *h,
 {
 	rudp__usec sample;
 	uint32_t acked;
+	uint64_t flight = c->rtx.flight;
 
 	c->snd_wnd = h->wnd;
 	/* Any acceptable ack proves the peer alive, and answers a probe. */
@@ -333,8 +334,14 @@ static void take_ack(struct rudp__conn *c, const struct rudp__hdr *h,
 		c->cc.in_recovery = 0;
 	}
 	if (c->cc.ops && c->state != RUDP__SYN_SENT &&
-	    c->state != RUDP__SYN_RCVD)
-		c->cc.ops->on_ack(&c->cc, acked, now);
+	    c->state != RUDP__SYN_RCVD) {
+		struct rudp__cc_ack a = {
+			.acked = acked, .flight = flight, .now = now,
+			.rtt = sample, .srtt = c->rtt.srtt,
+			.ack = h->ack, .snd_nxt = c->snd_nxt,
+		};
+		c->cc.ops->on_ack(&c->cc, &a);
+	}
 	c->rto_at = rudp__rtx_empty(&c->rtx)
 			    ? RUDP__NEVER
 			    : now + rudp__rtt_rto(&c->rtt, 0);
@@ -849,7 +856,7 @@ static void rto_expired(struct rudp__conn *c, rudp__usec now)
 		 * 3.1): later ones see one segment in flight and would
 		 * collapse it to two segments.
 		 */
-		c->cc.ops->on_rto(&c->cc, c->rtx.flight);
+		c->cc.ops->on_rto(&c->cc, c->rtx.flight, now);
 		c->in_recovery = false;
 		c->cc.in_recovery = 0;
 	}
@@ -891,6 +898,8 @@ void rudp__conn_timeout(struct rudp__conn *c, rudp__usec now)
 	}
 	if (rudp__time_reached(now, c->pto_at))
 		pto_expired(c);
+	if (c->pace_wait && rudp__pacer_ready(&c->pacer, now))
+		c->pace_wait = false;
 	if (rudp__time_reached(now, c->tw_at)) {
 		c->tw_at = RUDP__NEVER;
 		/* TIME_WAIT over, or an orphan's FIN_WAIT_2 gave up. */
@@ -920,6 +929,8 @@ rudp__usec rudp__conn_deadline(const struct rudp__conn *c)
 	t = rudp__time_min(t, c->tw_at);
 	t = rudp__time_min(t, c->rack_at);
 	t = rudp__time_min(t, c->pto_at);
+	if (c->pace_wait)
+		t = rudp__time_min(t, c->pacer.next);
 	rudp__usec idle, intvl;
 	unsigned cnt;
 	if (ka_armed(c, &idle, &intvl, &cnt))
@@ -970,7 +981,8 @@ bool rudp__conn_wants_tx(const struct rudp__conn *c)
 	const struct rudp__seg *s = rudp__rtx_next(&c->rtx);
 
 	return c->rst_pending || c->ack_pending || c->ka_due ||
-	       (s && rtx_allowed(c, s)) || sendable(c) || fin_ready(c);
+	       (!c->pace_wait && ((s && rtx_allowed(c, s)) || sendable(c))) ||
+	       fin_ready(c);
 }
 
 static void fill_common(struct rudp__conn *c, struct rudp__hdr *h,
@@ -1031,6 +1043,10 @@ static ssize_t write_seg(struct rudp__conn *c, struct rudp__seg *s,
 		c->ep->stats.retransmits++;
 	else
 		c->ep->stats.data_out += plen;
+	if (c->cc.ops && !(s->flags & RUDP__F_SYN))
+		rudp__pacer_sent(&c->pacer, (size_t)n,
+				 rudp__cc_pacing_rate(&c->cc, c->rtt.srtt),
+				 c->mss, now);
 	rudp__rtx_sent(&c->rtx, s, now);
 	if (c->rto_at == RUDP__NEVER)
 		c->rto_at = now + rudp__rtt_rto(&c->rtt, c->backoff);
@@ -1065,9 +1081,19 @@ ssize_t rudp__conn_write(struct rudp__conn *c, uint8_t *buf, size_t cap,
 	}
 	fill_common(c, &h, now);
 	s = rudp__rtx_next(&c->rtx);
+	n = sendable(c);
+	/*
+	 * Data waits for the pacer (the handshake, probes, the FIN and
+	 * acks do not); the deadline wakes the connection when it may go.
+	 */
+	c->pace_wait = ((s && rtx_allowed(c, s)) || n) && !c->probe &&
+		       !rudp__pacer_ready(&c->pacer, now);
+	if (c->pace_wait) {
+		s = NULL;
+		n = 0;
+	}
 	if (s && rtx_allowed(c, s))
 		return write_seg(c, s, &h, buf, cap, now);
-	n = sendable(c);
 	if (n) {
 		r = rudp__rtx_push(&c->rtx, c->snd_nxt, n, 0);
 		if (r < 0)

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "cc.h"
+#include "pacer.h"
 #include "rcvbuf.h"
 #include "rtt.h"
 #include "rtx.h"
@@ -96,6 +97,8 @@ struct rudp__conn {
 	rudp__usec pto_at;    /* tail loss probe timer (RACK-TLP) */
 	bool probe;           /* one segment may go beyond cwnd: the probe */
 	bool tlp_out;         /* a probe is out: no other until an ack */
+	struct rudp__pacer pacer;
+	bool pace_wait;       /* data is ready but the pacer says not yet */
 	bool fin_queued;      /* the program is done writing: FIN after data */
 	bool fin_sent;
 	uint32_t fin_seq;     /* sequence number of our FIN */

@@ -150,8 +150,9 @@ static void read_config(void)
 		if (ops)
 			L.cfg.cc = ops;
 		else
-			rudp__log(RUDP__LOG_ERROR, "RUDP_CC=%s is not newreno or "
-				  "lossdiff; using %s", cc, L.cfg.cc->name);
+			rudp__log(RUDP__LOG_ERROR, "RUDP_CC=%s is not newreno, "
+				  "cubic or lossdiff; using %s", cc,
+				  L.cfg.cc->name);
 	}
 	unsigned ms = (unsigned)(L.cfg.time_wait / RUDP__MSEC);
 	env_uint("RUDP_TIME_WAIT_MS", 600000, &ms);

@@ -1,10 +1,13 @@
 /*
  * Congestion control.  NewReno on its own first: the initial window,
  * byte-counted slow start, congestion avoidance, and the reactions to loss
- * and to a timeout, with expected windows worked out by hand.  Then NewReno
- * as a connection drives it, through the simulated link: a spy wrapped
- * around the algorithm records every call a bulk transfer makes, so the
- * tests can check each reaction against the flight the connection reported.
+ * and to a timeout, with expected windows worked out by hand; then CUBIC's
+ * decrease and cubic regrowth, loss differentiation, the pacing rate and
+ * the pacer.  Then NewReno as a connection drives it, through the
+ * simulated link: a spy wrapped around the algorithm records every call a
+ * bulk transfer makes, so the tests can check each reaction (HyStart++'s
+ * exit from slow start included) against the flight the connection
+ * reported.
  */
 #include <check.h>
 #include <stdint.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 
 #include "cc.h"
+#include "pacer.h"
 #include "simlink.h"
 
 #define MSS 1000u
@@ -29,9 +33,13 @@ static void setup_unit(void)
 	rudp__cc_init(&cc, &rudp__cc_newreno, MSS);
 }
 
+/* An ack of bytes with the whole window in flight and no RTT sample. */
 static void ack(uint64_t bytes)
 {
-	cc.ops->on_ack(&cc, bytes, 0);
+	struct rudp__cc_ack a = {.acked = bytes, .flight = cc.cwnd,
+				 .rtt = RUDP__NEVER};
+
+	cc.ops->on_ack(&cc, &a);
 }
 
 START_TEST(test_cc_initial_window_ten_segments)
@@ -143,13 +151,13 @@ START_TEST(test_cc_rto_one_segment_and_halved_ssthresh)
 {
 	cc.cwnd = 30 * MSS;
 	cc.ca_acked = 1234;
-	cc.ops->on_rto(&cc, 30 * MSS);
+	cc.ops->on_rto(&cc, 30 * MSS, 0);
 	/* RFC 5681 (3.1): the loss window is one segment. */
 	ck_assert_uint_eq(cc.cwnd, MSS);
 	ck_assert_uint_eq(cc.ssthresh, 15 * MSS);
 	ck_assert_uint_eq(cc.ca_acked, 0);
 	/* A second timeout with little in flight: the two-segment floor. */
-	cc.ops->on_rto(&cc, MSS);
+	cc.ops->on_rto(&cc, MSS, 0);
 	ck_assert_uint_eq(cc.cwnd, MSS);
 	ck_assert_uint_eq(cc.ssthresh, 2 * MSS);
 }
@@ -157,7 +165,7 @@ END_TEST
 
 START_TEST(test_cc_slow_start_after_rto_up_to_ssthresh)
 {
-	cc.ops->on_rto(&cc, 8 * MSS);
+	cc.ops->on_rto(&cc, 8 * MSS, 0);
 	ck_assert_uint_eq(cc.ssthresh, 4 * MSS);
 	/* Slow start from one segment: 1, 2, 3, 4 segments. */
 	ack(MSS);
@@ -204,6 +212,8 @@ struct cc_call {
 	uint64_t flight; /* the connection's own count of bytes in flight */
 	uint64_t cwnd0, ssthresh0, cwnd1, ssthresh1;
 	int in_recovery;
+	bool css1;      /* in HyStart++'s conservative slow start after it */
+	uint64_t drops; /* bottleneck drops so far */
 	rudp__usec at;
 };
 
@@ -232,6 +242,7 @@ static struct cc_call *call_begin(struct rudp__cc *c, enum call_kind k,
 	r->ssthresh0 = c->ssthresh;
 	r->in_recovery = c->in_recovery;
 	r->flight = ca->rtx.flight;
+	r->drops = sim.queue_drops;
 	r->at = sim.now;
 	return r;
 }
@@ -242,6 +253,7 @@ static void call_end(struct cc_call *r, const struct rudp__cc *c)
 		return;
 	r->cwnd1 = c->cwnd;
 	r->ssthresh1 = c->ssthresh;
+	r->css1 = c->hs.in_css;
 }
 
 static void spy_init(struct rudp__cc *c)
@@ -249,11 +261,14 @@ static void spy_init(struct rudp__cc *c)
 	rudp__cc_newreno.init(c);
 }
 
-static void spy_on_ack(struct rudp__cc *c, uint64_t acked, rudp__usec now)
+static void spy_on_ack(struct rudp__cc *c, const struct rudp__cc_ack *a)
 {
-	struct cc_call *r = call_begin(c, CALL_ACK, acked);
+	struct cc_call *r = call_begin(c, CALL_ACK, a->acked);
 
-	rudp__cc_newreno.on_ack(c, acked, now);
+	/* The flight the connection had before the ack took some off. */
+	if (r)
+		r->flight = a->flight;
+	rudp__cc_newreno.on_ack(c, a);
 	call_end(r, c);
 }
 
@@ -266,11 +281,11 @@ static void spy_on_loss(struct rudp__cc *c, uint64_t flight, rudp__usec now,
 	call_end(r, c);
 }
 
-static void spy_on_rto(struct rudp__cc *c, uint64_t flight)
+static void spy_on_rto(struct rudp__cc *c, uint64_t flight, rudp__usec now)
 {
 	struct cc_call *r = call_begin(c, CALL_RTO, flight);
 
-	rudp__cc_newreno.on_rto(c, flight);
+	rudp__cc_newreno.on_rto(c, flight, now);
 	call_end(r, c);
 }
 
@@ -355,10 +370,12 @@ static uint64_t half_flight(uint64_t flight)
 
 /*
  * Rules every recorded call must obey, whatever the loss pattern: slow
- * start grows by the acked bytes up to two segments, avoidance by at most
- * one segment per ack, recovery not at all; a loss sets the window to
- * half the flight, a timeout to one segment; and the flight reported is
- * the connection's own count.
+ * start grows by the acked bytes up to two segments (a quarter of that in
+ * HyStart++'s conservative phase, nothing while less than half the window
+ * is in use), and ends either by a loss or by HyStart++ setting ssthresh
+ * to the window; avoidance grows by at most one segment per ack, recovery
+ * not at all; a loss sets the window to half the flight, a timeout to one
+ * segment; and the flight reported is the connection's own count.
  */
 static void check_every_call(void)
 {
@@ -367,17 +384,27 @@ static void check_every_call(void)
 		uint64_t grew = r->cwnd1 - r->cwnd0;
 
 		switch (r->kind) {
-		case CALL_ACK:
-			ck_assert_uint_eq(r->ssthresh1, r->ssthresh0);
+		case CALL_ACK: {
 			ck_assert_uint_ge(r->cwnd1, r->cwnd0);
-			if (r->in_recovery)
+			uint64_t inc = r->arg < 2 * MSS ? r->arg : 2 * MSS;
+			if (r->css1)
+				inc /= 4;
+			if (2 * r->flight < r->cwnd0)
+				inc = 0;
+			if (r->ssthresh1 != r->ssthresh0) {
+				/* HyStart++ ends slow start at the window. */
+				ck_assert_uint_lt(r->cwnd0, r->ssthresh0);
+				ck_assert_uint_eq(r->ssthresh1, r->cwnd0);
 				ck_assert_uint_eq(grew, 0);
-			else if (r->cwnd0 < r->ssthresh0)
-				ck_assert_uint_eq(grew, r->arg < 2 * MSS
-							  ? r->arg : 2 * MSS);
-			else
+			} else if (r->in_recovery) {
+				ck_assert_uint_eq(grew, 0);
+			} else if (r->cwnd0 < r->ssthresh0) {
+				ck_assert_uint_eq(grew, inc);
+			} else {
 				ck_assert(grew == 0 || grew == MSS);
+			}
 			break;
+		}
 		case CALL_LOSS:
 			ck_assert_uint_eq(r->arg, r->flight);
 			ck_assert_uint_eq(r->ssthresh1, half_flight(r->arg));
@@ -400,13 +427,14 @@ static void check_every_call(void)
 }
 
 /*
- * A drop-tail bottleneck of 20 ms (about 20 segments) and no random loss:
- * slow start doubles the window until the queue overflows, and the loss
- * that causes is met by halving.
+ * A drop-tail bottleneck of 4 ms (about 4 segments) and no random loss:
+ * too shallow a queue for the round trip to grow by HyStart++'s threshold
+ * (an eighth of 40 ms), so slow start doubles the window until the queue
+ * overflows, and the loss that causes is met by halving.
  */
 START_TEST(test_cc_slow_start_until_bottleneck_overflows)
 {
-	sim.queue_max = 20 * MS;
+	sim.queue_max = 4 * MS;
 	bulk_transfer(4 * 1000 * 1000);
 	ck_assert_uint_gt(sim.queue_drops, 0);
 	check_every_call();
@@ -439,6 +467,33 @@ START_TEST(test_cc_slow_start_until_bottleneck_overflows)
 		ca_acks++;
 	}
 	ck_assert_uint_gt(ca_acks, 100);
+}
+END_TEST
+
+/*
+ * A deep drop-tail bottleneck (400 ms, ten round trips of queue): the
+ * round trip grows while slow start doubles, HyStart++ moves to its
+ * conservative phase (a quarter of the growth) and, five rounds later,
+ * ends slow start before the queue overflows, where plain slow start
+ * would go on doubling into a window's worth of drops.
+ */
+START_TEST(test_cc_hystart_leaves_slow_start_before_overflow)
+{
+	sim.queue_max = 400 * MS;
+	bulk_transfer(4 * 1000 * 1000);
+	check_every_call();
+	size_t i = 0;
+	while (i < ncalls && calls[i].ssthresh1 == UINT64_MAX)
+		i++;
+	ck_assert_uint_lt(i, ncalls);
+	/* An ack ended slow start, not a loss, and nothing was dropped. */
+	ck_assert_int_eq(calls[i].kind, CALL_ACK);
+	ck_assert_uint_eq(calls[i].drops, 0);
+	ck_assert_uint_eq(ca->cc.hystart_exits, 1);
+	/* The conservative phase came first, and growth had slowed in it. */
+	ck_assert(i > 0 && calls[i - 1].css1);
+	/* By then the window was past the path's 40 segments. */
+	ck_assert_uint_gt(calls[i].ssthresh1, 40 * MSS);
 }
 END_TEST
 
@@ -582,9 +637,166 @@ START_TEST(test_cc_lossdiff_halves_on_queueing_loss)
 
 	rudp__cc_init(&c, &rudp__cc_lossdiff, MSS);
 	c.ops->on_loss(&c, 20 * MSS, 0, 5000, 1000);
-	ck_assert_uint_eq(c.cwnd, 10 * MSS);
-	ck_assert_uint_eq(c.ssthresh, 10 * MSS);
+	/* CUBIC's decrease: 0.7 of the window. */
+	ck_assert_uint_eq(c.cwnd, 7 * MSS);
+	ck_assert_uint_eq(c.ssthresh, 7 * MSS);
 	ck_assert_uint_eq(c.random_losses, 0);
+}
+END_TEST
+
+/*
+ * CUBIC on its own: a loss at a window of 100 segments, then acks of the
+ * whole window once per 100 ms round trip.  RFC 9438: the window drops to
+ * 0.7 of itself, and regrows along a cubic that is back at the old
+ * maximum K = cbrt(100 * 0.3 / 0.4) = 4.22 s later: concave (fast, then
+ * slowing) below it, convex (probing faster and faster) above it.
+ */
+static void cubic_rounds(struct rudp__cc *c, rudp__usec *now, double secs)
+{
+	for (rudp__usec end = *now + (rudp__usec)(secs * S); *now < end;
+	     *now += 100 * MS) {
+		uint64_t left = c->cwnd;
+		while (left) {
+			uint64_t n = left < 2 * MSS ? left : 2 * MSS;
+			struct rudp__cc_ack a = {.acked = n, .flight = c->cwnd,
+						 .now = *now, .srtt = 100 * MS,
+						 .rtt = RUDP__NEVER};
+			c->ops->on_ack(c, &a);
+			left -= n;
+		}
+	}
+}
+
+START_TEST(test_cc_cubic_decrease_and_regrowth)
+{
+	struct rudp__cc c;
+	rudp__usec now = 10 * S;
+
+	rudp__cc_init(&c, &rudp__cc_cubic, MSS);
+	c.cwnd = 100 * MSS;
+	c.ops->on_loss(&c, 100 * MSS, now, 0, 0);
+	ck_assert_uint_eq(c.cwnd, 70 * MSS);
+	ck_assert_uint_eq(c.ssthresh, 70 * MSS);
+	ck_assert_double_eq_tol(c.cubic.w_max, 100.0 * MSS, 1);
+	ck_assert_double_eq_tol(c.cubic.k, 4.217, 0.001);
+	/* Half way to K: more than half the way back (concave). */
+	cubic_rounds(&c, &now, 2.1);
+	uint64_t mid = c.cwnd;
+	ck_assert_uint_gt(mid, 85 * MSS);
+	ck_assert_uint_lt(mid, 100 * MSS);
+	/* At K: back at the old maximum, within a segment or two. */
+	cubic_rounds(&c, &now, 2.1);
+	ck_assert_uint_ge(c.cwnd, 98 * MSS);
+	ck_assert_uint_le(c.cwnd, 101 * MSS);
+	/* Past it, growth speeds up again: the next 2 s add more than 2. */
+	uint64_t at_k = c.cwnd;
+	cubic_rounds(&c, &now, 2);
+	uint64_t gain1 = c.cwnd - at_k;
+	cubic_rounds(&c, &now, 2);
+	ck_assert_uint_gt(gain1, 2 * MSS);
+	ck_assert_uint_gt(c.cwnd - at_k - gain1, 2 * gain1);
+}
+END_TEST
+
+START_TEST(test_cc_cubic_fast_convergence)
+{
+	struct rudp__cc c;
+
+	rudp__cc_init(&c, &rudp__cc_cubic, MSS);
+	c.cwnd = 100 * MSS;
+	c.ops->on_loss(&c, 100 * MSS, 0, 0, 0);
+	/*
+	 * A second loss below the previous peak means another flow has
+	 * taken a share: the peak is remembered lower, (1 + 0.7) / 2 of
+	 * the window, so the flow gives bandwidth up faster.
+	 */
+	c.ops->on_loss(&c, 70 * MSS, 1 * S, 0, 0);
+	ck_assert_uint_eq(c.cwnd, 49 * MSS);
+	ck_assert_double_eq_tol(c.cubic.w_max, 70.0 * MSS * 0.85, 1);
+}
+END_TEST
+
+START_TEST(test_cc_cubic_timeout_one_segment)
+{
+	struct rudp__cc c;
+
+	rudp__cc_init(&c, &rudp__cc_cubic, MSS);
+	c.cwnd = 40 * MSS;
+	c.ops->on_rto(&c, 40 * MSS, 0);
+	ck_assert_uint_eq(c.cwnd, MSS);
+	ck_assert_uint_eq(c.ssthresh, 28 * MSS);
+	ck_assert_uint_eq(c.cubic.epoch, RUDP__NEVER);
+}
+END_TEST
+
+/* A window barely used (request/response) is not grown. */
+START_TEST(test_cc_no_growth_when_application_limited)
+{
+	struct rudp__cc_ack a = {.acked = MSS, .flight = 4 * MSS,
+				 .rtt = RUDP__NEVER};
+
+	cc.ops->on_ack(&cc, &a);
+	ck_assert_uint_eq(cc.cwnd, 10 * MSS);
+	a.flight = 5 * MSS;
+	cc.ops->on_ack(&cc, &a);
+	ck_assert_uint_eq(cc.cwnd, 11 * MSS);
+}
+END_TEST
+
+/*
+ * The pacing rate spreads the window over the smoothed round trip, with
+ * twice that in slow start and 1.2 times after; no round trip, no pacing.
+ */
+START_TEST(test_cc_pacing_rate)
+{
+	struct rudp__cc c;
+
+	rudp__cc_init(&c, &rudp__cc_cubic, MSS);
+	c.cwnd = 100 * MSS;
+	ck_assert_uint_eq(rudp__cc_pacing_rate(&c, 0), 0);
+	ck_assert_uint_eq(rudp__cc_pacing_rate(&c, 100 * MS), 2000000);
+	c.ssthresh = 50 * MSS;
+	ck_assert_uint_eq(rudp__cc_pacing_rate(&c, 100 * MS), 1200000);
+	ck_assert_uint_eq(rudp__cc_pacing_rate(&c, 10 * MS), 12000000);
+}
+END_TEST
+
+/*
+ * The pacer at 1 MB/s (a byte a microsecond) with 1000-byte datagrams:
+ * from idle a quantum (two segments, as 1 ms is less) goes at once, then
+ * one datagram per millisecond; a second of sending moves what the rate
+ * says, give or take the quantum.
+ */
+START_TEST(test_cc_pacer_spreads_datagrams)
+{
+	struct rudp__pacer p = {0};
+	rudp__usec now = 10 * S;
+	const uint64_t rate = 1000000;
+
+	ck_assert_uint_eq(rudp__pacer_quantum(rate, MSS), 2 * MSS);
+	ck_assert_uint_eq(rudp__pacer_quantum(100 * rate, MSS), 100000);
+	ck_assert(rudp__pacer_ready(&p, now));
+	unsigned burst = 0;
+	while (rudp__pacer_ready(&p, now) && burst < 100) {
+		rudp__pacer_sent(&p, MSS, rate, MSS, now);
+		burst++;
+	}
+	ck_assert_uint_eq(burst, 3);
+	ck_assert(!rudp__pacer_ready(&p, now + 999));
+	ck_assert(rudp__pacer_ready(&p, now + 1000));
+	/* Sending whenever allowed, in 10 us steps, for one second. */
+	uint64_t bytes = 0;
+	for (rudp__usec t = now + 1000; t < now + S; t += 10) {
+		while (rudp__pacer_ready(&p, t)) {
+			rudp__pacer_sent(&p, MSS, rate, MSS, t);
+			bytes += MSS;
+		}
+	}
+	ck_assert_uint_ge(bytes, rate - 2 * MSS);
+	ck_assert_uint_le(bytes, rate + 2 * MSS);
+	/* Rate 0: unpaced, always ready. */
+	rudp__pacer_sent(&p, MSS, 0, MSS, now);
+	ck_assert(rudp__pacer_ready(&p, now));
 }
 END_TEST
 
@@ -592,7 +804,9 @@ START_TEST(test_cc_find_by_name)
 {
 	ck_assert_ptr_eq(rudp__cc_find("newreno"), &rudp__cc_newreno);
 	ck_assert_ptr_eq(rudp__cc_find("lossdiff"), &rudp__cc_lossdiff);
-	ck_assert_ptr_null(rudp__cc_find("cubic"));
+	ck_assert_ptr_eq(rudp__cc_find("cubic"), &rudp__cc_cubic);
+	ck_assert_ptr_null(rudp__cc_find("bbr"));
+	ck_assert_ptr_null(rudp__cc_find(""));
 }
 END_TEST
 
@@ -612,6 +826,18 @@ static Suite *cc_suite(void)
 	tcase_add_test(tc, test_cc_rto_one_segment_and_halved_ssthresh);
 	tcase_add_test(tc, test_cc_slow_start_after_rto_up_to_ssthresh);
 	tcase_add_test(tc, test_cc_no_growth_in_recovery);
+	tcase_add_test(tc, test_cc_no_growth_when_application_limited);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cubic");
+	tcase_add_test(tc, test_cc_cubic_decrease_and_regrowth);
+	tcase_add_test(tc, test_cc_cubic_fast_convergence);
+	tcase_add_test(tc, test_cc_cubic_timeout_one_segment);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("pacing");
+	tcase_add_test(tc, test_cc_pacing_rate);
+	tcase_add_test(tc, test_cc_pacer_spreads_datagrams);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("lossdiff");
@@ -624,6 +850,7 @@ static Suite *cc_suite(void)
 	tcase_add_checked_fixture(tc, setup_sim, teardown_sim);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_cc_slow_start_until_bottleneck_overflows);
+	tcase_add_test(tc, test_cc_hystart_leaves_slow_start_before_overflow);
 	tcase_add_test(tc, test_cc_random_loss_halves_each_episode);
 	tcase_add_test(tc, test_cc_timeout_restarts_from_one_segment);
 	tcase_add_test(tc, test_cc_repeated_timeouts_keep_ssthresh);
