@@ -1,27 +1,42 @@
 #!/usr/bin/env bash
-# Measures rudp against kernel TCP with unmodified programs: iperf3 bulk
-# throughput (one connection) on loopback, through a UDP relay, and across a
-# pair of network namespaces with random packet loss, and connect() and
-# 64-byte request/response latency with small python3 programs.  It builds
-# its own release tree first, runs every measurement of each column in turn
-# (interleaved), several times, and prints one Markdown table of medians.
+# Measures rudp against kernel TCP and against kcptun (a TCP-over-KCP tunnel
+# on UDP, the peer people use for this job) with unmodified programs: iperf3
+# bulk throughput (one connection) on loopback, through a UDP relay, and
+# across a pair of network namespaces with random packet loss; connect() and
+# 64-byte request/response latency with small python3 programs; and whether
+# a 64 MiB file sent with nc across 5% loss arrives whole (SHA-256).  It
+# builds its own release tree first, runs every measurement of each column
+# in turn (interleaved), several times, and prints one Markdown table of
+# medians.
 #
-#   scripts/bench.sh                # about 3 minutes
-#   BENCH_QUICK=1 scripts/bench.sh  # about 1 minute: 1 run per cell, -t 2
+#   scripts/bench.sh                # about 5 minutes
+#   BENCH_QUICK=1 scripts/bench.sh  # about 1.5 minutes: 1 run per cell, -t 2
 #
 # BENCH_QUICK  1 for the short run
 # BENCH_REPS   runs per cell (default 3, quick 1; the latency rows get at
 #              least 5, quick 3)
 # BENCH_SECS   iperf3 -t, measured seconds per run (default 3, quick 2),
 #              after a 1 second warm-up that iperf3 -O leaves out
+# BENCH_INTEGRITY_REPS  transfers per column in the integrity row (default 1)
+# BENCH_INTEGRITY_SECS  how long one such transfer may take before it counts
+#              as stalled (default 120)
+# BENCH_KCPTUN_OPTS  extra flags for both kcptun ends, after the script's
+#              own (e.g. "--ds 0 --ps 0" to turn its FEC off)
+# BENCH_ROWS   only these rows, by name, comma- or space-separated (loopback
+#              relay relay-loss1 relay-loss5 veth veth-loss1 veth-loss5
+#              connect pingpong integrity; default all)
+# BENCH_COLUMNS  only these columns (rudp tcp kcptun; default all)
 # BENCH_PORT   first port to try (default: 20000 plus a per-process offset);
 #              ports in use are skipped
 # BUILD_DIR    build directory (default build-bench, a release build)
 #
 # The rows that need network namespaces (root, iproute2, nftables) are
-# skipped with a note when those are unavailable.  Progress goes to stderr;
-# stdout is the report.  Exit status: 0 when every run succeeded, 1 when a
-# run failed (the table is printed anyway, with the failures listed).
+# skipped with a note when those are unavailable, and the kcptun column when
+# the Debian package kcptun is missing and cannot be installed.  Progress
+# goes to stderr; stdout is the report.  Exit status: 0 when every run
+# succeeded, 1 when a run failed or rudp or kernel TCP delivered a file
+# that was not intact (the table is printed anyway, with the failures
+# listed).  kcptun delivering a file cut short is reported, not a failure.
 set -euo pipefail
 
 # shellcheck source=lib.sh
@@ -43,25 +58,33 @@ omit=1          # iperf3 -O: slow start is not what is being measured
 connects=200    # connect() samples per latency run
 pings=2000      # round trips per ping-pong run
 port=${BENCH_PORT:-$((20000 + ($$ % 40) * 250))}
+integ_reps=${BENCH_INTEGRITY_REPS:-1}
+integ_secs=${BENCH_INTEGRITY_SECS:-120}
+integ_bytes=$((64 * 1024 * 1024))
 
-for v in reps secs port; do
+for v in reps secs port integ_reps integ_secs; do
 	case ${!v} in '' | *[!0-9]*) die "$v must be a whole number, not '${!v}'" ;; esac
 done
-if [ "$reps" -lt 1 ] || [ "$secs" -lt 1 ]; then
-	die "BENCH_REPS and BENCH_SECS must be at least 1"
+if [ "$reps" -lt 1 ] || [ "$secs" -lt 1 ] || [ "$integ_reps" -lt 1 ] ||
+	[ "$integ_secs" -lt 1 ]; then
+	die "BENCH_REPS, BENCH_SECS and BENCH_INTEGRITY_* must be at least 1"
 fi
 
 # ---------------------------------------------------------------------------
 # Columns and rows.  A column is a way of carrying the connection; each row
 # (scenario) says how to measure it for each column in measure() below, and
-# a cell a column cannot fill reads n/a.  Another column (kcptun, say) is a
-# name here, a title, and its arms in measure().
-COLUMNS=(rudp tcp)
-BASELINE=tcp
-declare -A COL_TITLE=([rudp]="rudp" [tcp]="kernel TCP")
+# a cell a column cannot fill reads n/a.  Another column is a name here, a
+# title, a short name for the ratio columns, and its arms in measure().
+COLUMNS=(rudp tcp kcptun)
+declare -A COL_TITLE=([rudp]="rudp" [tcp]="kernel TCP" [kcptun]="kcptun")
+declare -A COL_SHORT=([rudp]="rudp" [tcp]="TCP" [kcptun]="kcptun")
+# The ratio columns: A:B is A's median divided by B's.
+RATIOS=(rudp:tcp rudp:kcptun)
+# Why a whole column cannot run here (set below), if it cannot.
+declare -A COL_NOTE=()
 
 SCENARIOS=(loopback relay relay-loss1 relay-loss5 veth veth-loss1
-	veth-loss5 connect pingpong)
+	veth-loss5 connect pingpong integrity)
 declare -A SC_TITLE=(
 	[loopback]="loopback"
 	[relay]="relay, no loss"
@@ -72,11 +95,44 @@ declare -A SC_TITLE=(
 	[veth-loss5]="veth, 5% loss"
 	[connect]="connect() p50, loopback"
 	[pingpong]="64 B ping-pong p50, loopback"
+	[integrity]="veth, 5% loss, 64 MiB intact"
 )
+if [ -n "${BENCH_COLUMNS:-}" ]; then
+	declare -A wanted=()
+	for col in ${BENCH_COLUMNS//,/ }; do
+		[ -n "${COL_TITLE[$col]:-}" ] || die "BENCH_COLUMNS: no column named '$col'"
+		wanted[$col]=1
+	done
+	kept=()
+	for col in "${COLUMNS[@]}"; do
+		[ -z "${wanted[$col]:-}" ] || kept+=("$col")
+	done
+	COLUMNS=("${kept[@]}")
+	kept=()
+	for r in "${RATIOS[@]}"; do
+		[ -z "${wanted[${r%%:*}]:-}" ] || [ -z "${wanted[${r#*:}]:-}" ] ||
+			kept+=("$r")
+	done
+	RATIOS=("${kept[@]}")
+	unset wanted kept
+fi
+if [ -n "${BENCH_ROWS:-}" ]; then
+	declare -A wanted=()
+	for sc in ${BENCH_ROWS//,/ }; do
+		[ -n "${SC_TITLE[$sc]:-}" ] || die "BENCH_ROWS: no row named '$sc'"
+		wanted[$sc]=1
+	done
+	kept=()
+	for sc in "${SCENARIOS[@]}"; do
+		[ -z "${wanted[$sc]:-}" ] || kept+=("$sc")
+	done
+	SCENARIOS=("${kept[@]}")
+	unset wanted kept
+fi
 declare -A SC_UNIT=(
 	[loopback]=Gbit/s [relay]=Gbit/s [relay-loss1]=Gbit/s
 	[relay-loss5]=Gbit/s [veth]=Gbit/s [veth-loss1]=Gbit/s
-	[veth-loss5]=Gbit/s [connect]=µs [pingpong]=µs
+	[veth-loss5]=Gbit/s [connect]=µs [pingpong]=µs [integrity]=sha256
 )
 
 # ---------------------------------------------------------------------------
@@ -235,6 +291,73 @@ in_ns() {
 	if [ -n "$1" ]; then nsx=(ip netns exec "$1"); else nsx=(); fi
 }
 
+# kcptun carries the program's TCP connection as a tunnel: the client
+# program connects to kcptun-client's TCP listener on 127.0.0.1 on its own
+# side, the tunnel carries the stream as KCP over UDP to kcptun-server on
+# the server's side, and that connects over TCP to the server program on
+# 127.0.0.1 there.  So in the veth rows only UDP crosses the veth, and in
+# the relay rows udp-relay sits between the two tunnel ends.
+#
+# Both ends get the same flags: no encryption and no compression (rudp has
+# neither), the fastest profile (fast3: nodelay 1, interval 10 ms, resend 2,
+# no congestion window), send and receive windows of 4096 packets (about
+# 5.6 MB, well above what these links need at their rates), no DSCP mark,
+# and its default forward error correction (10 data + 3 parity shards) and
+# 4 MiB socket buffers.  --mtu is the UDP payload: 1472 on the veth (a
+# 1500-byte link less IPv4 and UDP headers, so no fragments, as for rudp)
+# and 1500, the most kcptun accepts, on loopback.
+kcp_opts=(--crypt none --nocomp --mode fast3 --sndwnd 4096 --rcvwnd 4096
+	--dscp 0 --quiet)
+read -r -a kcp_extra <<<"${BENCH_KCPTUN_OPTS:-}"
+kcp_opts+=("${kcp_extra[@]}")
+kcp_mtu_lo=1500
+kcp_mtu_veth=1472
+
+# kcp_up SNS SHOST CNS MTU TARGET RELAY LOSS REP LIMIT: starts kcptun-server
+# in namespace SNS on UDP SHOST:(a free port), forwarding to TCP
+# 127.0.0.1:TARGET there, and kcptun-client in CNS listening on TCP
+# 127.0.0.1:$kcp_port; with RELAY 1 the UDP goes through udp-relay (LOSS %
+# loss each way, --seed REP) on loopback.  Each process is stopped after
+# LIMIT seconds at the latest; kcp_down stops them.  Returns 1 when one did
+# not start (its log is in kcs.err, rel.err or kcc.err).
+kcp_port=""
+kcp_pids=()
+kcp_up() {
+	local sns=$1 shost=$2 cns=$3 mtu=$4 target=$5 relay=$6 loss=$7 rep=$8
+	local limit=$9 kport remote
+	kcp_pids=()
+	alloc_port
+	kport=$port_out
+	in_ns "$sns"
+	bg_start kcs "${nsx[@]}" timeout "$limit" kcptun-server \
+		-l "$shost:$kport" -t "127.0.0.1:$target" --mtu "$mtu" "${kcp_opts[@]}"
+	kcp_pids+=("$bg_last")
+	wait_for "$tmp/kcs.err" "listening on" 10 || return 1
+	remote=$shost:$kport
+	if [ "$relay" = 1 ]; then
+		alloc_port
+		bg_start rel timeout "$limit" "$relay_bin" \
+			--listen "127.0.0.1:$port_out" --to "$remote" \
+			--loss "${loss:-0}" --seed "$rep"
+		kcp_pids+=("$bg_last")
+		wait_for "$tmp/rel.err" "listening on" 10 || return 1
+		remote=127.0.0.1:$port_out
+	fi
+	alloc_port
+	kcp_port=$port_out
+	in_ns "$cns"
+	bg_start kcc "${nsx[@]}" timeout "$limit" kcptun-client \
+		-l "127.0.0.1:$kcp_port" -r "$remote" --mtu "$mtu" "${kcp_opts[@]}"
+	kcp_pids+=("$bg_last")
+	wait_for "$tmp/kcc.err" "listening on" 10 || return 1
+}
+
+kcp_down() {
+	local p
+	for p in "${kcp_pids[@]}"; do bg_stop "$p"; done
+	kcp_pids=()
+}
+
 # ---------------------------------------------------------------------------
 # iperf3: one connection, client sends, -O 1 warm-up left out.  Prints the
 # receiver's rate in Gbit/s.
@@ -242,14 +365,16 @@ in_ns() {
 # iperf_run COL WHERE LOSS REP, WHERE one of:
 #   lo     client and server on 127.0.0.1;
 #   relay  client -> relay -> server on loopback: rudp through udp-relay
-#          (with LOSS % loss each way), kernel TCP through a socat TCP relay;
+#          (with LOSS % loss each way), kernel TCP through a socat TCP relay,
+#          kcptun with udp-relay between its two ends;
 #   veth   client in namespace A, server in namespace B (loss set by
-#          set_loss beforehand).
+#          set_loss beforehand); kcptun's client end runs in A, its server
+#          end in B.
 result=""
 iperf_run() {
 	local col=$1 where=$2 loss=$3 rep=$4
 	local sport cport host=127.0.0.1 sns="" cns="" relay=0 tag
-	local srv cli rel="" status=0
+	local srv cli rel="" status=0 mtu=$kcp_mtu_lo
 
 	tag="iperf $where${loss:+ loss $loss%} $col run $rep"
 	alloc_port
@@ -257,17 +382,20 @@ iperf_run() {
 	cport=$sport
 	case $where in
 	relay)
-		alloc_port
-		cport=$port_out
+		if [ "$col" != kcptun ]; then
+			alloc_port
+			cport=$port_out
+		fi
 		relay=1
 		;;
 	veth)
 		host=10.201.0.2
 		sns=$ns_b
 		cns=$ns_a
+		mtu=$kcp_mtu_veth
 		;;
 	esac
-	rm -f "$tmp"/srv.* "$tmp"/cli.* "$tmp"/rel.*
+	rm -f "$tmp"/srv.* "$tmp"/cli.* "$tmp"/rel.* "$tmp"/kc[sc].*
 
 	in_ns "$sns"
 	wrap_cmd "$col" "$sport"
@@ -280,7 +408,18 @@ iperf_run() {
 		return 1
 	fi
 
-	if [ "$relay" = 1 ]; then
+	if [ "$col" = kcptun ]; then
+		if ! kcp_up "$sns" "$host" "$cns" "$mtu" "$sport" "$relay" "$loss" \
+			"$rep" $((secs + omit + 40)); then
+			kcp_down
+			bg_stop "$srv"
+			run_failed "$tag: the kcptun tunnel did not start" \
+				kcs.err rel.err kcc.err
+			return 1
+		fi
+		host=127.0.0.1
+		cport=$kcp_port
+	elif [ "$relay" = 1 ]; then
 		if [ "$col" = rudp ]; then
 			bg_start rel timeout $((secs + omit + 40)) "$relay_bin" \
 				--listen "127.0.0.1:$cport" --to "127.0.0.1:$sport" \
@@ -313,10 +452,11 @@ iperf_run() {
 	# The server exits after its one test; give it a moment, then stop it.
 	bg_wait "$srv" 5 >/dev/null 2>&1 || true
 	[ -z "$rel" ] || bg_stop "$rel"
+	kcp_down
 
 	if ! result=$(iperf_gbps "$tmp/cli.out" 2>"$tmp/cli.parse"); then
 		run_failed "$tag: no result (client exit status $status)" \
-			cli.parse cli.err srv.out srv.err rel.err
+			cli.parse cli.err srv.out srv.err rel.err kcs.err kcc.err
 		return 1
 	fi
 	[ "$status" -eq 0 ] ||
@@ -414,9 +554,11 @@ elif mode == "pingpong":
     report(out)
 PY
 
-# lat_run COL KIND REP
+# lat_run COL KIND REP.  kcptun: the client talks to kcptun-client, the
+# tunnel's server end to the server (connect is not run through it: see
+# measure()).
 lat_run() {
-	local col=$1 kind=$2 rep=$3 sport srv cli status=0 smode count tag
+	local col=$1 kind=$2 rep=$3 sport cport srv cli status=0 smode count tag
 	tag="$kind $col run $rep"
 	case $kind in
 	connect) smode=accept-server count=$connects ;;
@@ -424,7 +566,8 @@ lat_run() {
 	esac
 	alloc_port
 	sport=$port_out
-	rm -f "$tmp"/srv.* "$tmp"/cli.*
+	cport=$sport
+	rm -f "$tmp"/srv.* "$tmp"/cli.* "$tmp"/kc[sc].*
 	wrap_cmd "$col" "$sport"
 	bg_start srv timeout 60 "${wrap[@]}" python3 "$tmp/lat.py" "$smode" "$sport"
 	srv=$bg_last
@@ -433,17 +576,129 @@ lat_run() {
 		run_failed "$tag: the server did not start" srv.err
 		return 1
 	fi
+	if [ "$col" = kcptun ]; then
+		if ! kcp_up "" 127.0.0.1 "" "$kcp_mtu_lo" "$sport" 0 "" "$rep" 60; then
+			kcp_down
+			bg_stop "$srv"
+			run_failed "$tag: the kcptun tunnel did not start" kcs.err kcc.err
+			return 1
+		fi
+		cport=$kcp_port
+	fi
 	bg_start cli timeout -k 5 45 "${wrap[@]}" python3 "$tmp/lat.py" \
-		"$kind" "$sport" "$count"
+		"$kind" "$cport" "$count"
 	cli=$bg_last
 	bg_wait "$cli" 55 || status=$?
 	bg_stop "$srv"
+	kcp_down
 	if [ "$status" -ne 0 ] ||
 		! result=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["p50_us"])' \
 			<"$tmp/cli.out" 2>/dev/null); then
-		run_failed "$tag: no result (client exit status $status)" cli.out cli.err srv.err
+		run_failed "$tag: no result (client exit status $status)" cli.out cli.err \
+			srv.err kcs.err kcc.err
 		return 1
 	fi
+}
+
+# ---------------------------------------------------------------------------
+# Integrity: nc sends a 64 MiB random file from namespace A to an nc
+# listener in namespace B across the veth with 5% loss (set by prepare), and
+# what the listener wrote is compared with what was sent.  The listener
+# decides: it exits when its stream ends, whole or not, or is stopped after
+# BENCH_INTEGRITY_SECS.  Sets result to one of
+#   ok                          every byte, in order (SHA-256 equal);
+#   TRUNCATED n/m bytes         the stream ended cleanly after a correct
+#                               prefix: the program was told "end of file";
+#   ABORTED (exit s) n/m bytes  the listener failed with a correct prefix;
+#   STALLED n/m bytes           no end of stream within the time limit;
+#   CORRUPT n/m bytes           bytes that were never sent;
+# and integ_time to the seconds from the sender's start to the listener's
+# exit.  For kcptun, nc sends to kcptun-client in A, and kcptun-server in B
+# forwards to the listener on 127.0.0.1 there.
+
+integ_file=$tmp/integ.sent
+integ_sum=""
+integ_time=""
+integ_notes=()
+integ_run() {
+	local col=$1 rep=$2 sport cport lhost=10.201.0.2 host=10.201.0.2
+	local srv cli sstatus=0 t0 n tag
+	tag="integrity $col run $rep"
+	if [ -z "$integ_sum" ]; then
+		head -c "$integ_bytes" /dev/urandom >"$integ_file"
+		integ_sum=$(sha256sum <"$integ_file" | cut -d' ' -f1)
+	fi
+	alloc_port
+	sport=$port_out
+	cport=$sport
+	[ "$col" != kcptun ] || lhost=127.0.0.1
+	rm -f "$tmp"/isrv.* "$tmp"/icli.* "$tmp"/kc[sc].*
+
+	in_ns "$ns_b"
+	wrap_cmd "$col" "$sport"
+	bg_start isrv "${nsx[@]}" timeout $((integ_secs + 30)) "${wrap[@]}" \
+		nc -n -v -l "$lhost" "$sport"
+	srv=$bg_last
+	if ! wait_for "$tmp/isrv.err" "Listening on" 10; then
+		bg_stop "$srv"
+		run_failed "$tag: the nc listener did not start" isrv.err
+		return 1
+	fi
+	if [ "$col" = kcptun ]; then
+		if ! kcp_up "$ns_b" 10.201.0.2 "$ns_a" "$kcp_mtu_veth" "$sport" 0 "" \
+			"$rep" $((integ_secs + 30)); then
+			kcp_down
+			bg_stop "$srv"
+			run_failed "$tag: the kcptun tunnel did not start" kcs.err kcc.err
+			return 1
+		fi
+		host=127.0.0.1
+		cport=$kcp_port
+	fi
+
+	in_ns "$ns_a"
+	wrap_cmd "$col" "$cport"
+	t0=$EPOCHREALTIME
+	# -N: shut the connection down for writing at the end of the file.
+	# shellcheck disable=SC2016  # $1.. are sh's, not ours
+	bg_start icli "${nsx[@]}" timeout -k 5 $((integ_secs + 10)) "${wrap[@]}" \
+		sh -c 'exec nc -n -N "$1" "$2" <"$3"' nc "$host" "$cport" "$integ_file"
+	cli=$bg_last
+	bg_wait "$srv" "$integ_secs" || sstatus=$?
+	integ_time=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+	bg_wait "$cli" 10 >/dev/null 2>&1 || true
+	kcp_down
+
+	n=$(stat -c %s "$tmp/isrv.out" 2>/dev/null || echo 0)
+	if [ "$sstatus" -eq 124 ]; then
+		result="STALLED $n/$integ_bytes bytes"
+		cmp -s -n "$n" "$integ_file" "$tmp/isrv.out" ||
+			result="CORRUPT $n/$integ_bytes bytes"
+	elif [ "$n" -eq "$integ_bytes" ] &&
+		[ "$(sha256sum <"$tmp/isrv.out" | cut -d' ' -f1)" = "$integ_sum" ]; then
+		result=ok
+	elif [ "$n" -lt "$integ_bytes" ] &&
+		cmp -s -n "$n" "$integ_file" "$tmp/isrv.out"; then
+		if [ "$sstatus" -eq 0 ]; then
+			result="TRUNCATED $n/$integ_bytes bytes"
+		else
+			result="ABORTED (exit $sstatus) $n/$integ_bytes bytes"
+		fi
+	else
+		result="CORRUPT $n/$integ_bytes bytes"
+	fi
+	rm -f "$tmp/isrv.out"
+	if [ "$result" != ok ]; then
+		say "integrity $col run $rep: $result; the tails of the logs:"
+		for n in isrv.err icli.err kcs.err kcc.err; do
+			[ -s "$tmp/$n" ] || continue
+			sed "s/^/    $n: /" "$tmp/$n" | tail -n 5 >&2
+		done
+		integ_notes+=("$tag: $result after $integ_time s")
+		# rudp and kernel TCP promise the whole stream or an error.
+		[ "$col" = kcptun ] || failures+=("$tag: $result")
+	fi
+	return 0
 }
 
 # ---------------------------------------------------------------------------
@@ -451,7 +706,9 @@ lat_run() {
 # pair with the default MTU of 1500 and segmentation/receive offloads off, so
 # both protocols put real Ethernet-sized packets on the link.  Loss is an
 # nftables rule at input in each namespace that drops N% of TCP and UDP
-# packets at random: both directions, both protocols, the same way.
+# packets arriving from the veth at random: both directions, every protocol,
+# the same way.  Loopback inside a namespace is spared, so kcptun's TCP legs
+# between a program and its own tunnel end see no loss.
 
 netns_note=""
 netns_setup() {
@@ -504,7 +761,7 @@ delete table inet rudp_bench
 table inet rudp_bench {
 	chain in {
 		type filter hook input priority 0; policy accept;
-		meta l4proto { tcp, udp } numgen random mod 100 < $1 drop
+		iifname != "lo" meta l4proto { tcp, udp } numgen random mod 100 < $1 drop
 	}
 }
 NFT
@@ -515,17 +772,22 @@ NFT
 # measure SCENARIO COLUMN REP: sets result, or returns 1 (failed) or 2 (the
 # column has no way to do this row).
 
+# connect:kcptun is n/a: kcptun-client accepts the program's connection
+# itself and opens the stream through the tunnel afterwards, so connect()
+# would time a local TCP handshake with kcptun-client and nothing of the
+# tunnel; the ping-pong row shows what the tunnel costs.
 measure() {
 	case $1:$2 in
-	loopback:rudp | loopback:tcp) iperf_run "$2" lo "" "$3" ;;
-	relay:rudp | relay:tcp) iperf_run "$2" relay "" "$3" ;;
-	relay-loss1:rudp) iperf_run rudp relay 1 "$3" ;;
-	relay-loss5:rudp) iperf_run rudp relay 5 "$3" ;;
-	veth:rudp | veth:tcp) iperf_run "$2" veth "" "$3" ;;
-	veth-loss1:rudp | veth-loss1:tcp) iperf_run "$2" veth 1 "$3" ;;
-	veth-loss5:rudp | veth-loss5:tcp) iperf_run "$2" veth 5 "$3" ;;
+	loopback:rudp | loopback:tcp | loopback:kcptun) iperf_run "$2" lo "" "$3" ;;
+	relay:rudp | relay:tcp | relay:kcptun) iperf_run "$2" relay "" "$3" ;;
+	relay-loss1:rudp | relay-loss1:kcptun) iperf_run "$2" relay 1 "$3" ;;
+	relay-loss5:rudp | relay-loss5:kcptun) iperf_run "$2" relay 5 "$3" ;;
+	veth:rudp | veth:tcp | veth:kcptun) iperf_run "$2" veth "" "$3" ;;
+	veth-loss1:rudp | veth-loss1:tcp | veth-loss1:kcptun) iperf_run "$2" veth 1 "$3" ;;
+	veth-loss5:rudp | veth-loss5:tcp | veth-loss5:kcptun) iperf_run "$2" veth 5 "$3" ;;
 	connect:rudp | connect:tcp) lat_run "$2" connect "$3" ;;
-	pingpong:rudp | pingpong:tcp) lat_run "$2" pingpong "$3" ;;
+	pingpong:rudp | pingpong:tcp | pingpong:kcptun) lat_run "$2" pingpong "$3" ;;
+	integrity:rudp | integrity:tcp | integrity:kcptun) integ_run "$2" "$3" ;;
 	*) return 2 ;;
 	esac
 }
@@ -536,7 +798,7 @@ skip_reason=""
 prepare() {
 	skip_reason=""
 	case $1 in
-	veth*)
+	veth* | integrity)
 		if [ -z "$ns_a" ] && [ -z "$netns_note" ]; then
 			netns_setup || true
 		fi
@@ -547,7 +809,7 @@ prepare() {
 		case $1 in
 		veth) set_loss 0 ;;
 		veth-loss1) set_loss 1 ;;
-		veth-loss5) set_loss 5 ;;
+		veth-loss5 | integrity) set_loss 5 ;;
 		esac || skip_reason="cannot load the nftables loss rule"
 		;;
 	esac
@@ -562,23 +824,36 @@ median() {
 	}'
 }
 
-# Three significant figures or so, without exponents.
+# Three significant figures or so, without exponents.  (The limits are
+# where rounding moves a value into the next decade: 9.996 prints as 10.0.)
 fmt() {
 	awk -v v="$1" 'BEGIN {
-		if (v >= 100) printf "%.0f", v
-		else if (v >= 10) printf "%.1f", v
-		else if (v >= 1) printf "%.2f", v
-		else if (v >= 0.01) printf "%.3f", v
+		if (v >= 99.95) printf "%.0f", v
+		else if (v >= 9.995) printf "%.1f", v
+		else if (v >= 0.9995) printf "%.2f", v
+		else if (v >= 0.009995) printf "%.3f", v
 		else printf "%.4f", v
 	}'
 }
 
 # ---------------------------------------------------------------------------
 
-ensure_packages
-for tool in iperf3 socat python3 ss setsid timeout; do
+ensure_packages >&2
+for tool in iperf3 socat python3 ss setsid timeout nc sha256sum cmp; do
 	command -v "$tool" >/dev/null || die "$tool is not installed"
 done
+# kcptun is for this script only, so it is not among RUDP_PACKAGES; without
+# it the kcptun column is skipped rather than the whole run.
+has_kcptun=0
+for col in "${COLUMNS[@]}"; do [ "$col" != kcptun ] || has_kcptun=1; done
+if [ "$has_kcptun" = 1 ] && { ! command -v kcptun-client >/dev/null ||
+	! command -v kcptun-server >/dev/null; }; then
+	install_missing_packages kcptun >&2 || true
+	if ! command -v kcptun-client >/dev/null || ! command -v kcptun-server >/dev/null; then
+		COL_NOTE[kcptun]="kcptun is not installed (Debian package kcptun)"
+		say "warning: ${COL_NOTE[kcptun]}: its column is skipped"
+	fi
+fi
 
 say "configuring and building $build_dir (release)"
 ensure_configured "$build_dir" -Dbuildtype=release -Db_ndebug=true >&2
@@ -587,7 +862,10 @@ ninja -C "$build_dir" shim/librudp_shim.so tests/udp-relay >&2 ||
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$SECONDS
-declare -A vals=() notes=()
+# vals[SC:COL]: the results of the runs, space-separated; set (maybe empty,
+# when every run failed) for each cell the column measures.  checks[COL]:
+# the integrity row's outcomes, one "RESULT<TAB>SECONDS" line per run.
+declare -A vals=() notes=() checks=()
 for sc in "${SCENARIOS[@]}"; do
 	prepare "$sc"
 	if [ -n "$skip_reason" ]; then
@@ -596,17 +874,26 @@ for sc in "${SCENARIOS[@]}"; do
 		continue
 	fi
 	n=$reps
-	case $sc in connect | pingpong) n=$lat_reps ;; esac
+	case $sc in
+	connect | pingpong) n=$lat_reps ;;
+	integrity) n=$integ_reps ;;
+	esac
 	for ((rep = 1; rep <= n; rep++)); do
 		for col in "${COLUMNS[@]}"; do
+			[ -z "${COL_NOTE[$col]:-}" ] || continue
 			status=0
 			measure "$sc" "$col" "$rep" || status=$?
-			case $status in
-			0)
+			case $status:$sc in
+			0:integrity)
+				vals[$sc:$col]+=""
+				checks[$col]+="$result"$'\t'"$integ_time"$'\n'
+				say "${SC_TITLE[$sc]}: $col run $rep/$n: $result, $integ_time s"
+				;;
+			0:*)
 				vals[$sc:$col]+="$result "
 				say "${SC_TITLE[$sc]}: $col run $rep/$n: $(fmt "$result") ${SC_UNIT[$sc]}"
 				;;
-			2) ;;
+			2:*) ;;
 			*) vals[$sc:$col]+="" ;;
 			esac
 		done
@@ -626,13 +913,29 @@ echo "- rudp $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --q
 echo "- $(iperf3 --version | head -n 1), one connection, -t $secs -O $omit;" \
 	"$reps run(s) per cell ($lat_reps for latency), interleaved; medians;" \
 	"measuring took ${elapsed} s"
+if [ "$has_kcptun" = 1 ] && [ -z "${COL_NOTE[kcptun]:-}" ]; then
+	echo "- kcptun $(dpkg-query -W -f='${Version}' kcptun 2>/dev/null || echo '?'):" \
+		"${kcp_opts[*]}, --mtu $kcp_mtu_lo (loopback) or $kcp_mtu_veth (veth)"
+fi
 echo
+
+# integ_cell COL: the integrity row's cell from checks[COL].
+integ_cell() {
+	local lines=${checks[$1]:-} total bad
+	total=$(grep -c . <<<"$lines" || true)
+	bad=$(awk -F'\t' '$1 != "" && $1 != "ok"' <<<"$lines")
+	if [ -z "$bad" ]; then
+		printf 'ok, %s s' "$(fmt "$(cut -f2 <<<"$lines" | grep . | median)")"
+		[ "$total" -eq 1 ] || printf ' (%d runs)' "$total"
+	else
+		printf '%s' "$(head -n 1 <<<"$bad" | cut -f1)"
+		[ "$total" -eq 1 ] || printf ' (%d of %d runs)' "$(grep -c . <<<"$bad")" "$total"
+	fi
+}
 
 header=(scenario unit)
 for col in "${COLUMNS[@]}"; do header+=("${COL_TITLE[$col]}"); done
-for col in "${COLUMNS[@]}"; do
-	[ "$col" = "$BASELINE" ] || header+=("$col/${COL_TITLE[$BASELINE]#kernel }")
-done
+for r in "${RATIOS[@]}"; do header+=("${COL_SHORT[${r%%:*}]}/${COL_SHORT[${r#*:}]}"); done
 rows=()
 row_of() { local IFS=$'\t'; rows+=("$*"); }
 row_of "${header[@]}"
@@ -643,10 +946,12 @@ for sc in "${SCENARIOS[@]}"; do
 	declare -A med=()
 	for col in "${COLUMNS[@]}"; do
 		med[$col]=""
-		if [ -n "${notes[$sc]:-}" ]; then
+		if [ -n "${notes[$sc]:-}" ] || [ -n "${COL_NOTE[$col]:-}" ]; then
 			cells+=("skipped")
 		elif [ -z "${vals[$sc:$col]+set}" ]; then
 			cells+=("n/a")
+		elif [ "$sc" = integrity ] && [ -n "${checks[$col]:-}" ]; then
+			cells+=("$(integ_cell "$col")")
 		elif [ -z "${vals[$sc:$col]// /}" ]; then
 			cells+=("FAILED")
 		else
@@ -654,10 +959,10 @@ for sc in "${SCENARIOS[@]}"; do
 			cells+=("$(fmt "${med[$col]}")")
 		fi
 	done
-	for col in "${COLUMNS[@]}"; do
-		[ "$col" != "$BASELINE" ] || continue
-		if [ -n "${med[$col]}" ] && [ -n "${med[$BASELINE]}" ]; then
-			cells+=("$(fmt "$(awk -v a="${med[$col]}" -v b="${med[$BASELINE]}" \
+	for r in "${RATIOS[@]}"; do
+		a=${med[${r%%:*}]:-} b=${med[${r#*:}]:-}
+		if [ -n "$a" ] && [ -n "$b" ]; then
+			cells+=("$(fmt "$(awk -v a="$a" -v b="$b" \
 				'BEGIN { if (b > 0) print a / b; else print 0 }')")")
 		else
 			cells+=("")
@@ -667,6 +972,10 @@ for sc in "${SCENARIOS[@]}"; do
 	row_of "${cells[@]}"
 	[ -z "${notes[$sc]:-}" ] || foot+=("${SC_TITLE[$sc]}: ${notes[$sc]}")
 done
+for col in "${COLUMNS[@]}"; do
+	[ -z "${COL_NOTE[$col]:-}" ] || foot+=("${COL_TITLE[$col]}: skipped: ${COL_NOTE[$col]}")
+done
+for f in "${integ_notes[@]}"; do foot+=("$f"); done
 
 # Markdown, with the columns padded so that it reads in a terminal too.
 printf '%s\n' "${rows[@]}" | python3 -c '
@@ -685,16 +994,30 @@ for r in rows[1:]:
 echo
 echo "Notes:"
 echo "- Gbit/s: iperf3's receiver rate, higher is better; µs: lower is better."
-echo "  The last column is rudp divided by kernel TCP."
+echo "  rudp/TCP and rudp/kcptun are rudp's median divided by the other's: above"
+echo "  1 rudp is faster in Gbit/s rows and slower in µs rows."
+echo "- kcptun: program -> kcptun-client (TCP, 127.0.0.1 on the client's side)"
+echo "  -> KCP over UDP -> kcptun-server -> TCP 127.0.0.1 -> program, with the"
+echo "  flags above; rudp sends ~64 KB datagrams on loopback, kcptun 1500 bytes."
 echo "- loopback: 127.0.0.1, MTU 65536, so rudp sends ~64 KB datagrams there."
-echo "- relay: rudp through udp-relay (tests/relay.c); kernel TCP through a"
-echo "  socat TCP relay (TCP-LISTEN,fork -> TCP, 64 KiB buffer), both on loopback."
+echo "- relay: rudp, and kcptun's UDP between its two ends, through udp-relay"
+echo "  (tests/relay.c); kernel TCP through a socat TCP relay (TCP-LISTEN,fork"
+echo "  -> TCP, 64 KiB buffer), all on loopback."
 echo "- relay, N% loss: udp-relay --loss N drops N% of the datagrams each way"
-echo "  (~64 KB each on loopback); kernel TCP cannot cross a UDP relay (n/a)."
+echo "  (rudp's ~64 KB each, kcptun's 1500 bytes); kernel TCP cannot cross a"
+echo "  UDP relay (n/a)."
 echo "- veth: two network namespaces, veth MTU 1500, TSO/GSO/GRO off; nftables"
-echo "  drops N% of TCP and UDP packets at random on input in both namespaces."
+echo "  drops N% of TCP and UDP packets from the veth at random on input in both"
+echo "  namespaces; kcptun's two ends run one in each, so only UDP crosses it."
 echo "- connect(): p50 of $connects blocking connects (python3), server accepts"
-echo "  and closes; ping-pong: p50 of $pings round trips of 64 bytes, TCP_NODELAY."
+echo "  and closes; kcptun n/a: kcptun-client accepts the connection itself and"
+echo "  opens the tunnel afterwards, so it would time a loopback TCP connect."
+echo "  ping-pong: p50 of $pings round trips of 64 bytes, TCP_NODELAY."
+echo "- 64 MiB intact: nc -N sends 64 MiB of random bytes from one namespace to"
+echo "  nc -l in the other across the 5%-loss veth; ok when what the listener"
+echo "  wrote has the same SHA-256, with the seconds until the listener exited;"
+echo "  TRUNCATED when its stream ended early without an error, STALLED when it"
+echo "  had not ended after $integ_secs s; $integ_reps run(s) per column."
 for f in "${foot[@]}"; do echo "- $f"; done
 if [ "${#failures[@]}" -gt 0 ]; then
 	echo "- failed runs (${#failures[@]}), left out of the medians:"

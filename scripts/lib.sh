@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# Shared helpers for scripts/test.sh and scripts/demo.sh.  Source it; it
-# defines functions and RUDP_ROOT and runs nothing else, so sourcing it has
-# no side effects beyond that.
+# Shared helpers for scripts/test.sh, scripts/demo.sh and scripts/bench.sh.
+# Source it; it defines functions and RUDP_ROOT and runs nothing else, so
+# sourcing it has no side effects beyond that.
 
 # Every script works relative to the repository root, so that build/ always
 # means the same directory no matter where the script was started from.
@@ -25,13 +25,21 @@ die() { say "$*"; exit 1; }
 # everything is present, so a second run is quick and works offline.  When
 # not root it cannot install, so it prints the exact command and fails.
 ensure_packages() {
+	install_missing_packages "${RUDP_PACKAGES[@]}" || exit 1
+}
+
+# install_missing_packages PKG...: installs whichever of the given Debian
+# packages are missing, the same way.  Returns 1, having said why, when it
+# cannot (not root, or apt-get failed), so that a caller for which the
+# packages are optional (bench.sh and kcptun) can go on without them.
+install_missing_packages() {
 	local missing=() pkg status
 
 	if ! command -v dpkg-query >/dev/null; then
 		say "warning: dpkg-query not found (not Debian?); not checking packages"
 		return 0
 	fi
-	for pkg in "${RUDP_PACKAGES[@]}"; do
+	for pkg in "$@"; do
 		status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
 		[ "$status" = "install ok installed" ] || missing+=("$pkg")
 	done
@@ -41,15 +49,19 @@ ensure_packages() {
 	if [ "$(id -u)" -ne 0 ]; then
 		say "not running as root, so cannot install them; as root, run:"
 		echo "apt-get install -y --no-install-recommends ${missing[*]}" >&2
-		exit 1
+		return 1
 	fi
 	# The lock timeout makes a concurrent apt run (unattended-upgrades on a
 	# fresh machine, say) a wait rather than a failure.
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update ||
-		die "apt-get update failed"
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
-		install -y --no-install-recommends "${missing[@]}" ||
-		die "apt-get install failed"
+	if ! DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update; then
+		say "apt-get update failed"
+		return 1
+	fi
+	if ! DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
+		install -y --no-install-recommends "${missing[@]}"; then
+		say "apt-get install failed"
+		return 1
+	fi
 }
 
 # Makes DIR (relative to the repository root) a configured Meson build
