@@ -22,6 +22,8 @@
 #              as stalled (default 120)
 # BENCH_KCPTUN_OPTS  extra flags for both kcptun ends, after the script's
 #              own (e.g. "--ds 0 --ps 0" to turn its FEC off)
+# BENCH_TCP_CC the kernel TCP column's congestion control (default cubic,
+#              as the targets say; the machine's default may be another)
 # BENCH_ROWS   only these rows, by name, comma- or space-separated (loopback
 #              relay relay-loss1 relay-loss5 veth veth-loss1 veth-loss5
 #              connect pingpong integrity; default all)
@@ -55,6 +57,13 @@ fi
 # the scheduler puts the two processes, so those rows get more runs.
 lat_reps=$((reps < 3 ? 3 : (reps < 5 ? 5 : reps)))
 omit=1          # iperf3 -O: slow start is not what is being measured
+# The fairness row is one long run (two flows at once, converging at a
+# 100 Mbit/s bottleneck after 5 s left out), not a median of short ones.
+fair_secs=$([ "${BENCH_QUICK:-0}" = 1 ] && echo 10 || echo 20)
+tcp_cc=${BENCH_TCP_CC:-cubic}
+if ! grep -qw "$tcp_cc" /proc/sys/net/ipv4/tcp_available_congestion_control 2>/dev/null; then
+	tcp_cc=$(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo cubic)
+fi
 connects=200    # connect() samples per latency run
 pings=2000      # round trips per ping-pong run
 port=${BENCH_PORT:-$((20000 + ($$ % 40) * 250))}
@@ -84,7 +93,7 @@ RATIOS=(rudp:tcp rudp:kcptun)
 declare -A COL_NOTE=()
 
 SCENARIOS=(loopback relay relay-loss1 relay-loss5 veth veth-loss1
-	veth-loss5 connect pingpong integrity)
+	veth-loss5 fairness connect pingpong integrity)
 declare -A SC_TITLE=(
 	[loopback]="loopback"
 	[relay]="relay, no loss"
@@ -93,6 +102,7 @@ declare -A SC_TITLE=(
 	[veth]="veth, no loss"
 	[veth-loss1]="veth, 1% loss"
 	[veth-loss5]="veth, 5% loss"
+	[fairness]="100 Mbit/s shared with 1 TCP flow"
 	[connect]="connect() p50, loopback"
 	[pingpong]="64 B ping-pong p50, loopback"
 	[integrity]="veth, 5% loss, 64 MiB intact"
@@ -132,7 +142,7 @@ fi
 declare -A SC_UNIT=(
 	[loopback]=Gbit/s [relay]=Gbit/s [relay-loss1]=Gbit/s
 	[relay-loss5]=Gbit/s [veth]=Gbit/s [veth-loss1]=Gbit/s
-	[veth-loss5]=Gbit/s [connect]=µs [pingpong]=µs [integrity]=sha256
+	[veth-loss5]=Gbit/s [fairness]=share [connect]=µs [pingpong]=µs [integrity]=sha256
 )
 
 # ---------------------------------------------------------------------------
@@ -445,8 +455,12 @@ iperf_run() {
 
 	in_ns "$cns"
 	wrap_cmd "$col" "$cport"
+	# Kernel TCP runs CUBIC, the algorithm the targets name, whatever
+	# the machine's default (BBR on some).
+	local ccopt=()
+	[ "$col" != tcp ] || ccopt=(-C "$tcp_cc")
 	bg_start cli "${nsx[@]}" timeout -k 5 $((secs + omit + 25)) "${wrap[@]}" \
-		iperf3 -c "$host" -p "$cport" -t "$secs" -O "$omit" -J
+		iperf3 -c "$host" -p "$cport" -t "$secs" -O "$omit" "${ccopt[@]}" -J
 	cli=$bg_last
 	bg_wait "$cli" $((secs + omit + 35)) || status=$?
 	# The server exits after its one test; give it a moment, then stop it.
@@ -732,6 +746,10 @@ netns_setup() {
 	fi
 	for n in "$ns_a" "$ns_b"; do
 		ip -n "$n" link set lo up
+		# Programs that do not choose (nc in the integrity row) get
+		# the same TCP congestion control as iperf3 -C.
+		ip netns exec "$n" sysctl -qw \
+			net.ipv4.tcp_congestion_control="$tcp_cc" 2>/dev/null || true
 		dev=va
 		[ "$n" = "$ns_b" ] && dev=vb
 		ip -n "$n" link set "$dev" up
@@ -788,8 +806,24 @@ measure() {
 	connect:rudp | connect:tcp) lat_run "$2" connect "$3" ;;
 	pingpong:rudp | pingpong:tcp | pingpong:kcptun) lat_run "$2" pingpong "$3" ;;
 	integrity:rudp | integrity:tcp | integrity:kcptun) integ_run "$2" "$3" ;;
+	fairness:rudp) fair_run "$3" ;;
 	*) return 2 ;;
 	esac
+}
+
+# fair_run REP: tests/fairness.sh (its own three namespaces: a router with
+# a 100 Mbit/s tbf queue) runs one rudp and one CUBIC TCP iperf3 at once;
+# the result is rudp's share of what the two moved.
+fair_run() {
+	local out
+	if ! out=$("$RUDP_ROOT/tests/fairness.sh" "$shim" --secs "$fair_secs" \
+		2>"$tmp/fair.err"); then
+		run_failed "fairness run $1 failed" fair.err
+		return 1
+	fi
+	say "$out"
+	result=$(sed -n 's/.*rudp share \([0-9.]*\).*/\1/p' <<<"$out")
+	[ -n "$result" ]
 }
 
 # What a row needs before its runs; sets skip_reason when it cannot run.
@@ -798,6 +832,9 @@ skip_reason=""
 prepare() {
 	skip_reason=""
 	case $1 in
+	fairness)
+		[ "$(id -u)" -eq 0 ] || skip_reason="needs root (network namespaces)"
+		;;
 	veth* | integrity)
 		if [ -z "$ns_a" ] && [ -z "$netns_note" ]; then
 			netns_setup || true
@@ -877,6 +914,7 @@ for sc in "${SCENARIOS[@]}"; do
 	case $sc in
 	connect | pingpong) n=$lat_reps ;;
 	integrity) n=$integ_reps ;;
+	fairness) n=1 ;;
 	esac
 	for ((rep = 1; rep <= n; rep++)); do
 		for col in "${COLUMNS[@]}"; do
@@ -910,6 +948,7 @@ echo
 echo "- machine: $(nproc) CPUs, ${cpu:-unknown CPU}, Linux $(uname -r) $(uname -m)"
 echo "- load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- rudp $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- core shim include 2>/dev/null || echo ' (modified)'), $build_dir: release, NDEBUG"
+echo "- kernel TCP: $tcp_cc (this machine's default: $(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo '?'))"
 echo "- $(iperf3 --version | head -n 1), one connection, -t $secs -O $omit;" \
 	"$reps run(s) per cell ($lat_reps for latency), interleaved; medians;" \
 	"measuring took ${elapsed} s"
