@@ -174,7 +174,7 @@ static int do_listen(struct rudp__sock *s, int backlog)
 
 static int connect_result(struct rudp__sock *s)
 {
-	int err = s->so_error;
+	int err = __atomic_load_n(&s->so_error, __ATOMIC_RELAXED);
 
 	s->connecting = false;
 	rudp__sock_touch(s);
@@ -185,7 +185,7 @@ static int connect_result(struct rudp__sock *s)
 	 */
 	if (s->handshake_done)
 		return 0;
-	s->so_error = 0;
+	__atomic_store_n(&s->so_error, 0, __ATOMIC_RELAXED);
 	return -(err ? err : ECONNABORTED);
 }
 
@@ -238,7 +238,9 @@ static int do_connect(struct rudp__sock *s, int fd, const struct sockaddr *addr,
 	s->conn->user = s;
 	memcpy(&s->conn->peer, addr, addr_len(s->domain));
 	s->conn->peerlen = addr_len(s->domain);
-	s->conn->mss = rudp__loop_mss(s->domain, addr, addr_len(s->domain));
+	s->conn->mss = s->lep->connected
+			       ? rudp__lep_mss(s->lep)
+			       : rudp__loop_mss(s->domain, addr, addr_len(s->domain));
 	rudp__sock_apply_opts(s);
 	s->connecting = true;
 	r = rudp__conn_connect(s->conn, rudp__now());
@@ -500,8 +502,7 @@ static int do_getsockopt(struct rudp__sock *s, int level, int name, void *val,
 	if (*len < sizeof(int))
 		return -EINVAL;
 	if (level == SOL_SOCKET && name == SO_ERROR) {
-		v = s->so_error;
-		s->so_error = 0;
+		v = __atomic_exchange_n(&s->so_error, 0, __ATOMIC_RELAXED);
 	} else if (level == SOL_SOCKET && name == SO_TYPE) {
 		v = SOCK_STREAM;
 	} else if (level == SOL_SOCKET && name == SO_DOMAIN) {
@@ -631,6 +632,20 @@ int rudp_getpeername(int fd, struct sockaddr *addr, socklen_t *addrlen)
 int rudp_getsockopt(int fd, int level, int optname, void *optval,
 		    socklen_t *optlen)
 {
+	/*
+	 * SO_ERROR is what a program asks the moment a non-blocking
+	 * connect() polls writable, which is while the loop thread that
+	 * made it so still holds the lock: it is answered without it.
+	 */
+	if (level == SOL_SOCKET && optname == SO_ERROR && optval && optlen &&
+	    *optlen >= sizeof(int)) {
+		int v, r = rudp__sock_take_error(fd, &v);
+		if (r < 0)
+			return ret(r);
+		*optlen = sizeof(int);
+		memcpy(optval, &v, sizeof(v));
+		return 0;
+	}
 	ON_SOCK(fd, do_getsockopt(s, level, optname, optval, optlen));
 }
 
@@ -653,14 +668,9 @@ int rudp_get_stats(struct rudp_stats *out, unsigned long size)
 
 bool rudp__owns(int fd)
 {
-	bool mine;
-
-	/* The shim asks on every call: no sockets, no lock, no syscall. */
-	if (!rudp__sock_count())
-		return false;
-	if (rudp__loop_lock(&hooks) < 0)
-		return false;
-	mine = rudp__sock_lookup(fd) != NULL;
-	rudp__loop_unlock();
-	return mine;
+	/*
+	 * The shim asks on every call: no sockets, no lock, no syscall; and
+	 * never the loop's lock, which the loop thread holds while it works.
+	 */
+	return rudp__sock_known(fd);
 }

@@ -621,8 +621,9 @@ static void take_data(struct rudp__conn *c, const struct rudp__hdr *h,
 		if (dup || h->seq != c->rb.nxt - (uint32_t)adv ||
 		    c->rb.nooo) {
 			c->ack_pending = true;
-		} else if (++c->segs_unacked >= 2 || h->len < c->mss ||
-			   c->quickacks < QUICKACKS) {
+		} else if (++c->segs_unacked >= 2 ||
+			   (!c->pingpong &&
+			    (h->len < c->mss || c->quickacks < QUICKACKS))) {
 			/*
 			 * Every second full segment, and the end of a burst
 			 * (a short segment) at once: a request/response
@@ -635,6 +636,12 @@ static void take_data(struct rudp__conn *c, const struct rudp__hdr *h,
 			c->quickacks++;
 			c->ack_pending = true;
 		} else if (c->delack_at == RUDP__NEVER) {
+			/*
+			 * In pingpong mode a lone segment is a request (or
+			 * the answer to ours): its ack waits for the data the
+			 * program sends back, as with TCP, which saves a
+			 * datagram and a wakeup of the peer each way.
+			 */
 			c->delack_at = now + c->ep->cfg.delack;
 		}
 	}
@@ -891,6 +898,8 @@ void rudp__conn_timeout(struct rudp__conn *c, rudp__usec now)
 	if (rudp__time_reached(now, c->delack_at)) {
 		c->delack_at = RUDP__NEVER;
 		c->ack_pending = true;
+		/* The program did not answer in time: ack at once again. */
+		c->pingpong = false;
 	}
 	if (rudp__time_reached(now, c->rack_at)) {
 		c->rack_at = RUDP__NEVER;
@@ -1047,6 +1056,13 @@ static ssize_t write_seg(struct rudp__conn *c, struct rudp__seg *s,
 		rudp__pacer_sent(&c->pacer, (size_t)n,
 				 rudp__cc_pacing_rate(&c->cc, c->rtt.srtt),
 				 c->mss, now);
+	/*
+	 * New data soon after data came in: the program answers what it
+	 * reads, so acks of lone segments may wait for the answer.
+	 */
+	if (plen && !s->ntx && c->last_data &&
+	    rudp__time_before(now, c->last_data + c->ep->cfg.delack))
+		c->pingpong = true;
 	rudp__rtx_sent(&c->rtx, s, now);
 	if (c->rto_at == RUDP__NEVER)
 		c->rto_at = now + rudp__rtt_rto(&c->rtt, c->backoff);

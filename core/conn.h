@@ -108,6 +108,8 @@ struct rudp__conn {
 	bool app_closed;      /* the program let go: no one reads any more */
 	unsigned segs_unacked;/* full segments received since our last ack */
 	unsigned quickacks;   /* segments acked at once so far (slow start) */
+	bool pingpong;        /* the program answers what it reads: acks wait
+				 to ride on the answer (Linux's pingpong mode) */
 	rudp__usec delack_at; /* when a delayed ack is due */
 	rudp__usec tw_at;     /* TIME_WAIT / FIN_WAIT_2 orphan deadline */
 	rudp__usec last_rx;   /* last datagram from the peer */

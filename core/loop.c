@@ -39,6 +39,7 @@ struct loop {
 	struct rudp__cfg cfg;
 	unsigned mss_override;    /* RUDP_MSS, 0 for the route's */
 	rudp__usec exit_linger;   /* RUDP_EXIT_LINGER_MS */
+	unsigned busy_poll;       /* RUDP_BUSY_POLL_US, 0 = sleep at once */
 	struct rudp__ep_stats closed_stats; /* endpoints already gone */
 	uint8_t rnd[256];
 	size_t rnd_left;
@@ -160,6 +161,8 @@ static void read_config(void)
 	ms = 10000;
 	env_uint("RUDP_EXIT_LINGER_MS", 600000, &ms);
 	L.exit_linger = ms * RUDP__MSEC;
+	L.busy_poll = 0;
+	env_uint("RUDP_BUSY_POLL_US", 10000, &L.busy_poll);
 	L.mss_override = 0;
 	env_uint("RUDP_MSS", RUDP__MAX_DGRAM - RUDP__HDR_LEN -
 			     RUDP__DATA_SACK * RUDP__SACK_LEN, &L.mss_override);
@@ -170,32 +173,96 @@ static void read_config(void)
 	}
 }
 
-uint32_t rudp__loop_mss(int domain, const struct sockaddr *peer,
-			socklen_t peerlen)
+/*
+ * Path MTUs of recent peers of unconnected (listening) sockets, so that a
+ * burst of connections from one host does not make a throwaway socket
+ * each: the host's address (port left out) and what the kernel said, for
+ * a second.
+ */
+#define MTU_CACHE 16
+#define MTU_CACHE_TTL RUDP__SEC
+static struct {
+	struct sockaddr_storage host;
+	rudp__usec at;
+	int mtu;
+} mtu_cache[MTU_CACHE];
+
+static size_t host_key(const struct sockaddr *peer, socklen_t peerlen,
+		       struct sockaddr_storage *host)
 {
-	const uint32_t overhead = RUDP__HDR_LEN + RUDP__DATA_SACK * RUDP__SACK_LEN;
-	int fd, mtu = 0;
+	memset(host, 0, sizeof(*host));
+	memcpy(host, peer, peerlen < sizeof(*host) ? peerlen : sizeof(*host));
+	if (peer->sa_family == AF_INET)
+		((struct sockaddr_in *)host)->sin_port = 0;
+	else if (peer->sa_family == AF_INET6)
+		((struct sockaddr_in6 *)host)->sin6_port = 0;
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < sizeof(*host); i++)
+		h = (h ^ ((const uint8_t *)host)[i]) * 16777619u;
+	return h % MTU_CACHE;
+}
+
+static int path_mtu(int fd, int domain)
+{
+	int mtu = 0;
 	socklen_t len = sizeof(mtu);
 
-	if (L.mss_override)
-		return L.mss_override;
-	/*
-	 * The kernel knows the path MTU of a connected UDP socket; a
-	 * throwaway one asks for peers of an unconnected listener too.
-	 */
-	fd = socket(domain, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && connect(fd, peer, peerlen) == 0)
-		getsockopt(fd, domain == AF_INET ? IPPROTO_IP : IPPROTO_IPV6,
-			   domain == AF_INET ? IP_MTU : IPV6_MTU, &mtu, &len);
-	if (fd >= 0)
-		close(fd);
+	if (getsockopt(fd, domain == AF_INET ? IPPROTO_IP : IPPROTO_IPV6,
+		       domain == AF_INET ? IP_MTU : IPV6_MTU, &mtu, &len) < 0)
+		return 0;
+	return mtu;
+}
+
+static uint32_t mss_of_mtu(int domain, int mtu)
+{
+	const uint32_t overhead = RUDP__HDR_LEN + RUDP__DATA_SACK * RUDP__SACK_LEN;
 	uint32_t iphdr = domain == AF_INET ? 20 : 40;
+
 	if (mtu < 576)
 		return L.cfg.mss;
 	uint32_t dgram = (uint32_t)mtu - iphdr - 8;
 	if (dgram > RUDP__MAX_DGRAM)
 		dgram = RUDP__MAX_DGRAM;
 	return dgram - overhead;
+}
+
+uint32_t rudp__lep_mss(const struct rudp__lep *lep)
+{
+	if (L.mss_override)
+		return L.mss_override;
+	return mss_of_mtu(lep->domain, path_mtu(lep->fd, lep->domain));
+}
+
+uint32_t rudp__loop_mss(int domain, const struct sockaddr *peer,
+			socklen_t peerlen)
+{
+	struct sockaddr_storage host;
+	int fd, mtu = 0;
+
+	if (L.mss_override)
+		return L.mss_override;
+	size_t k = host_key(peer, peerlen, &host);
+	rudp__usec now = rudp__now();
+	if (mtu_cache[k].mtu &&
+	    rudp__time_before(now, mtu_cache[k].at + MTU_CACHE_TTL) &&
+	    memcmp(&mtu_cache[k].host, &host, sizeof(host)) == 0) {
+		return mss_of_mtu(domain, mtu_cache[k].mtu);
+	}
+	/*
+	 * The kernel knows the path MTU of a connected UDP socket; a
+	 * throwaway one asks for peers of an unconnected listener too.
+	 */
+	fd = socket(domain, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, peer, peerlen) == 0)
+		mtu = path_mtu(fd, domain);
+	if (fd >= 0)
+		close(fd);
+	if (mtu > 0) {
+		mtu_cache[k].host = host;
+		mtu_cache[k].at = now;
+		mtu_cache[k].mtu = mtu;
+	}
+	return mss_of_mtu(domain, mtu);
 }
 
 static void *loop_main(void *arg);
@@ -354,7 +421,7 @@ bool rudp__loop_busy(bool report)
 }
 
 
-static void wake(void)
+__attribute__((unused)) static void wake(void)
 {
 	uint64_t one = 1;
 
@@ -369,13 +436,22 @@ static void timespec_of(rudp__usec t, struct timespec *ts)
 	ts->tv_nsec = (long)(t % RUDP__SEC) * 1000;
 }
 
-/* Points the timerfd at the earliest endpoint deadline, if that changed. */
+/*
+ * Points the timerfd at the earliest endpoint deadline when that moved
+ * earlier than what is armed.  A deadline that moved later (every data
+ * segment pushes its retransmission time on; every ack clears it) leaves
+ * the timer as it is: it fires early, run_timers() finds nothing due and
+ * arms the real deadline then.  That trades one timerfd_settime() per
+ * datagram for one spurious wakeup per armed period.
+ */
 static void rearm(void)
 {
 	rudp__usec when = rudp__heap_deadline(&L.timers);
 	struct itimerspec its = { 0 };
 
-	if (when == L.armed)
+	if (when == L.armed ||
+	    (L.armed != RUDP__NEVER && (when == RUDP__NEVER ||
+					rudp__time_before(L.armed, when))))
 		return;
 	/* An absolute zero would disarm: "already due" is 1 us instead. */
 	if (when != RUDP__NEVER)
@@ -410,7 +486,12 @@ void rudp__loop_bury(int fd, struct rudp__src *src)
 	src->dead = true;
 	src->grave_next = L.graveyard;
 	L.graveyard = src;
-	wake();
+	/*
+	 * No wake(): the loop frees it at the end of its next round, and a
+	 * round already under way (events fetched before the lock) is what
+	 * the burial guards against.  Waking the loop only to free memory
+	 * cost every close() a context switch.
+	 */
 }
 
 static void add_stats(struct rudp__ep_stats *to,
@@ -599,8 +680,8 @@ void rudp__lep_flush(struct rudp__lep *lep)
 		 * socket has one peer, so it is that peer's; an unconnected
 		 * one must read its error queue to learn whose it was.
 		 */
-		if (rudp__udpio_send(lep->fd, lep->connected, &lep->caps, tx) ==
-		    -ECONNREFUSED) {
+		int sr = rudp__udpio_send(lep->fd, lep->connected, &lep->caps, tx);
+		if (sr == -ECONNREFUSED) {
 			if (lep->connected)
 				rudp__ep_unreachable(&lep->ep, 0, ECONNREFUSED);
 			else
@@ -691,7 +772,13 @@ static void lep_read(struct rudp__lep *lep)
 			if (++k % ACK_EVERY == 0)
 				rudp__lep_flush(lep);
 		}
-		/* Acks for this batch go out before the next is read. */
+		/*
+		 * Acks for this batch go out before the next is read, but
+		 * only after the bytes that arrived are handed to their
+		 * programs (the service round flushes too): the program's
+		 * wakeup is the latency that counts, the ack can follow.
+		 */
+		L.hooks->service();
 		rudp__lep_flush(lep);
 		if (n < RUDP__RX_MAX)
 			break;
@@ -748,7 +835,23 @@ static void *loop_main(void *arg)
 	(void)arg;
 	rudp__in_core = 1;
 	for (;;) {
-		int n = epoll_wait(L.epfd, evs, MAX_EVENTS, -1);
+		int n;
+		if (L.busy_poll) {
+			/*
+			 * Opt-in: poll without sleeping for a while after the
+			 * last event, so that the next one (a request's answer)
+			 * needs no wakeup.  It costs a CPU while it spins, and
+			 * hurts when the CPUs are all busy.
+			 */
+			rudp__usec until = rudp__now() + L.busy_poll;
+			do
+				n = epoll_wait(L.epfd, evs, MAX_EVENTS, 0);
+			while (n == 0 && rudp__time_before(rudp__now(), until));
+			if (n == 0)
+				n = epoll_wait(L.epfd, evs, MAX_EVENTS, -1);
+		} else {
+			n = epoll_wait(L.epfd, evs, MAX_EVENTS, -1);
+		}
 		if (n < 0) {
 			if (errno != EINTR)
 				rudp__log(RUDP__LOG_ERROR, "epoll_wait: %s",

@@ -88,6 +88,8 @@ bool rudp__loop_busy(bool report);
  * UDP and rudp headers and room for SACK blocks, so datagrams never need
  * fragmenting (RUDP_MSS overrides).
  */
+/* The same for the peer a connected endpoint's socket is connected to. */
+uint32_t rudp__lep_mss(const struct rudp__lep *lep);
 uint32_t rudp__loop_mss(int domain, const struct sockaddr *peer,
 			socklen_t peerlen);
 

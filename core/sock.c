@@ -20,6 +20,13 @@
 
 static struct rudp__sock **tab;
 static size_t ntab, nsocks;
+/*
+ * The table changes only under the loop's lock, and also under tab_mu, so
+ * that rudp__sock_known() can look a descriptor up without the loop's lock
+ * (the shim asks on every call it interposes, and the loop thread may hold
+ * that lock for a whole batch of datagrams).
+ */
+static pthread_mutex_t tab_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct rudp__sock *dirty_head;
 /* Signalled on every connection state change, for the exit flush. */
 static pthread_cond_t state_cv = PTHREAD_COND_INITIALIZER;
@@ -36,11 +43,14 @@ static size_t bucket(uint64_t cookie, size_t n)
 
 static int table_put(struct rudp__sock *s)
 {
+	pthread_mutex_lock(&tab_mu);
 	if (nsocks >= ntab) {
 		size_t n = ntab ? 2 * ntab : 64;
 		struct rudp__sock **t = calloc(n, sizeof(*t));
-		if (!t)
+		if (!t) {
+			pthread_mutex_unlock(&tab_mu);
 			return -ENOMEM;
+		}
 		for (size_t i = 0; i < ntab; i++) {
 			while (tab[i]) {
 				struct rudp__sock *x = tab[i];
@@ -59,6 +69,7 @@ static int table_put(struct rudp__sock *s)
 	s->in_table = true;
 	/* Read without the lock by rudp__sock_count(); written under it. */
 	__atomic_store_n(&nsocks, nsocks + 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&tab_mu);
 	return 0;
 }
 
@@ -66,12 +77,14 @@ static void table_del(struct rudp__sock *s)
 {
 	if (!s->in_table)
 		return;
+	pthread_mutex_lock(&tab_mu);
 	struct rudp__sock **pp = &tab[bucket(s->cookie, ntab)];
 	while (*pp != s)
 		pp = &(*pp)->hnext;
 	*pp = s->hnext;
 	s->in_table = false;
 	__atomic_store_n(&nsocks, nsocks - 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&tab_mu);
 }
 
 static int cookie_of(int fd, uint64_t *cookie)
@@ -93,6 +106,60 @@ struct rudp__sock *rudp__sock_lookup(int fd)
 		if (s->cookie == cookie)
 			return s;
 	return NULL;
+}
+
+bool rudp__sock_known(int fd)
+{
+	uint64_t cookie;
+	bool found = false;
+	int r;
+
+	if (!rudp__sock_count())
+		return false;
+	/* Our own getsockopt must not come back through the shim. */
+	rudp__in_core++;
+	r = cookie_of(fd, &cookie);
+	rudp__in_core--;
+	if (r < 0)
+		return false;
+	pthread_mutex_lock(&tab_mu);
+	if (nsocks)
+		for (struct rudp__sock *s = tab[bucket(cookie, ntab)]; s;
+		     s = s->hnext)
+			if (s->cookie == cookie) {
+				found = true;
+				break;
+			}
+	pthread_mutex_unlock(&tab_mu);
+	return found;
+}
+
+int rudp__sock_take_error(int fd, int *err)
+{
+	uint64_t cookie;
+	int r;
+
+	if (!rudp__sock_count())
+		return -EBADF;
+	rudp__in_core++;
+	r = cookie_of(fd, &cookie);
+	rudp__in_core--;
+	if (r < 0)
+		return r;
+	r = -EBADF;
+	pthread_mutex_lock(&tab_mu);
+	if (nsocks)
+		for (struct rudp__sock *s = tab[bucket(cookie, ntab)]; s;
+		     s = s->hnext)
+			if (s->cookie == cookie) {
+				/* In the table, s cannot be freed meanwhile. */
+				*err = __atomic_exchange_n(&s->so_error, 0,
+							   __ATOMIC_RELAXED);
+				r = 0;
+				break;
+			}
+	pthread_mutex_unlock(&tab_mu);
+	return r;
 }
 
 static struct rudp__sock *sock_alloc(int domain)
@@ -404,11 +471,28 @@ static void pump_in(struct rudp__sock *s)
 
 	if (!c || s->eof_in || s->plug || s->core_fd < 0)
 		return;
+	/*
+	 * Our end was read empty and epoll (level-triggered, EPOLLIN while
+	 * wanted() asks for it) has not reported it readable since: a read
+	 * would only say EAGAIN.  Closing and exiting read to the end anyway.
+	 */
+	if (s->in_drained && !s->exiting && !s->closing)
+		return;
 	while (budget && (n = rudp__conn_send_reserve(c, &p)) > 0) {
-		r = recv(s->core_fd, p, n < budget ? n : budget, MSG_DONTWAIT);
+		size_t want = n < budget ? n : budget;
+		r = recv(s->core_fd, p, want, MSG_DONTWAIT);
 		if (r > 0) {
 			rudp__conn_send_commit(c, (size_t)r);
 			budget -= (size_t)r;
+			/*
+			 * A stream socket returns less than asked only when
+			 * its queue ran out: no need for a read that fails.
+			 * At exit the EAGAIN is what ends the stream.
+			 */
+			if ((size_t)r < want && !s->exiting) {
+				s->in_drained = true;
+				break;
+			}
 			continue;
 		}
 		if (r == 0 ||
@@ -421,6 +505,8 @@ static void pump_in(struct rudp__sock *s)
 			rudp__conn_shutdown_write(c);
 		} else if (errno == EINTR) {
 			continue;
+		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			s->in_drained = true;
 		}
 		break;
 	}
@@ -554,8 +640,10 @@ static void on_sock(struct rudp__src *src, uint32_t events)
 {
 	struct rudp__sock *s = (struct rudp__sock *)src;
 
-	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+		s->in_drained = false;
 		pump_in(s);
+	}
 	if (events & EPOLLOUT)
 		pump_out(s);
 	if (events & (EPOLLHUP | EPOLLERR)) {
@@ -702,7 +790,7 @@ static void on_event(struct rudp__conn *c, enum rudp__event ev)
 			rudp__sock_unplug(s);
 		}
 		if (c->state == RUDP__CLOSED && s->connecting) {
-			s->so_error = c->err;
+			__atomic_store_n(&s->so_error, c->err, __ATOMIC_RELAXED);
 			rudp__sock_unplug(s);
 		}
 		mark_dirty(s);
@@ -769,6 +857,12 @@ static bool free_sock(struct rudp__src *src)
  */
 static void at_fork_child(void)
 {
+	/*
+	 * The table is consistent (it changes only under the loop's lock,
+	 * which the fork held) but another thread of the parent may have
+	 * held tab_mu to read it: the child starts with it free.
+	 */
+	pthread_mutex_init(&tab_mu, NULL);
 	dirty_head = NULL;
 	for (size_t i = 0; i < ntab; i++) {
 		for (struct rudp__sock *s = tab[i]; s; s = s->hnext) {

@@ -40,6 +40,7 @@ struct rudp__sock {
 	bool core_shut;       /* we shut our sending side: the program's EOF */
 	bool eof_in;          /* the program's end has no more to send */
 	bool out_blocked;     /* the program's end was full: wait to write */
+	bool in_drained;      /* our end read empty: epoll tells when more comes */
 	bool closing;         /* the program let go: drain, then finish */
 	bool exiting;         /* process exit: what is in the pair is all */
 	bool dirty;           /* on the service list */
@@ -84,6 +85,16 @@ int rudp__sock_new_remote(int fd, int domain,
 
 /* The socket behind descriptor fd, or NULL if fd is not an rudp socket. */
 struct rudp__sock *rudp__sock_lookup(int fd);
+
+/* Whether fd is one of ours; needs no lock (the shim's test). */
+bool rudp__sock_known(int fd);
+
+/*
+ * SO_ERROR without the loop's lock: what a program asks right after poll
+ * says a non-blocking connect() is done, while the loop thread that woke
+ * it is still at work.  0 or -EBADF (not ours).
+ */
+int rudp__sock_take_error(int fd, int *err);
 
 /* Forgets a remote record. */
 void rudp__sock_free_remote(struct rudp__sock *s);
