@@ -421,15 +421,6 @@ bool rudp__loop_busy(bool report)
 }
 
 
-__attribute__((unused)) static void wake(void)
-{
-	uint64_t one = 1;
-
-	/* EAGAIN means the counter is already non-zero: awake anyway. */
-	while (write(L.efd, &one, sizeof(one)) < 0 && errno == EINTR)
-		;
-}
-
 static void timespec_of(rudp__usec t, struct timespec *ts)
 {
 	ts->tv_sec = (time_t)(t / RUDP__SEC);
@@ -680,8 +671,8 @@ void rudp__lep_flush(struct rudp__lep *lep)
 		 * socket has one peer, so it is that peer's; an unconnected
 		 * one must read its error queue to learn whose it was.
 		 */
-		int sr = rudp__udpio_send(lep->fd, lep->connected, &lep->caps, tx);
-		if (sr == -ECONNREFUSED) {
+		if (rudp__udpio_send(lep->fd, lep->connected, &lep->caps, tx) ==
+		    -ECONNREFUSED) {
 			if (lep->connected)
 				rudp__ep_unreachable(&lep->ep, 0, ECONNREFUSED);
 			else
