@@ -103,7 +103,18 @@ if ! ip netns exec "$cli" sysctl -n net.ipv4.tcp_available_congestion_control |
 	say "warning: no CUBIC in this kernel; TCP uses $tcpcc"
 fi
 
-shimmed=(env LD_PRELOAD="$shim" RUDP_PORTS=$rport RUDP_EXIT_LINGER_MS=2000)
+# An ASan-built shim needs the ASan runtime loaded first (as in
+# tests/shim/run.sh); ldd's output is read whole, not piped into grep -q.
+preload=$shim
+deps=$(ldd "$shim" 2>/dev/null || true)
+if [[ $deps == *libasan* ]]; then
+	asan=$(awk '/libasan/ { print $3 }' <<<"$deps")
+	[ -r "$asan" ] || asan=$(gcc -print-file-name=libasan.so)
+	preload="$asan:$shim"
+	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+	export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
+fi
+shimmed=(env LD_PRELOAD="$preload" RUDP_PORTS=$rport RUDP_EXIT_LINGER_MS=2000)
 ip netns exec "$srv" "${shimmed[@]}" iperf3 -s -1 -p $rport >/dev/null 2>&1 &
 pids+=($!)
 ip netns exec "$srv" iperf3 -s -1 -p $tport >/dev/null 2>&1 &
