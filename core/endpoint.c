@@ -53,6 +53,8 @@ void rudp__ep_free(struct rudp__ep *ep)
 		free_conn(ep, ep->conns);
 	rudp__heap_free(&ep->timers);
 	rudp__cidtab_free(&ep->tab);
+	free(ep->resets);
+	ep->resets = NULL;
 }
 
 struct rudp__conn *rudp__ep_conn_new(struct rudp__ep *ep)
@@ -159,7 +161,9 @@ void rudp__ep_reply_rst(struct rudp__ep *ep, const struct sockaddr *from,
 	 * A bounded queue: under a flood of garbage we would rather drop
 	 * resets than grow, and the peers' own timeouts cover the loss.
 	 */
-	if (ep->nresets == RUDP__RESETQ_LEN ||
+	if (!ep->resets)
+		ep->resets = malloc(RUDP__RESETQ_LEN * sizeof(*ep->resets));
+	if (!ep->resets || ep->nresets == RUDP__RESETQ_LEN ||
 	    fromlen > sizeof(r->to)) {
 		ep->stats.reset_drops++;
 		return;

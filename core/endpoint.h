@@ -67,7 +67,7 @@ struct rudp__ep {
 	struct rudp__cidtab tab;
 	struct rudp__heap timers;
 	struct rudp__conn *txq_head, *txq_tail;
-	struct rudp__reset resets[RUDP__RESETQ_LEN];
+	struct rudp__reset *resets; /* RUDP__RESETQ_LEN, allocated on first use */
 	unsigned nresets;
 	size_t nconns;
 	struct rudp__ep_stats stats;

@@ -478,6 +478,27 @@ static void pump_in(struct rudp__sock *s)
 	 */
 	if (s->in_drained && !s->exiting && !s->closing)
 		return;
+	/*
+	 * The send ring (1 MiB by default) is allocated on first use: until
+	 * the program writes, a 1-byte peek replaces the read, so an idle
+	 * connection costs no ring (the same one system call).
+	 */
+	if (!c->sb.buf && rudp__conn_can_send(c) && !s->exiting) {
+		char b;
+		r = recv(s->core_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			s->in_drained = true;
+			rudp__ep_settle(&s->lep->ep, c);
+			return;
+		}
+		if (r == 0) {
+			/* Closed or shut down without writing a byte: FIN. */
+			s->eof_in = true;
+			rudp__conn_shutdown_write(c);
+			rudp__ep_settle(&s->lep->ep, c);
+			return;
+		}
+	}
 	while (budget && (n = rudp__conn_send_reserve(c, &p)) > 0) {
 		size_t want = n < budget ? n : budget;
 		r = recv(s->core_fd, p, want, MSG_DONTWAIT);
