@@ -266,7 +266,8 @@ static int adopt(struct rudp__sock *l, int fd,
 {
 	struct rudp__sock *n;
 
-	if (rudp__sock_lookup(fd)) {
+	/* The record names the descriptor it came with: ours, if local. */
+	if (rudp__sock_find(rec->cookie)) {
 		if (l->inflight)
 			l->inflight--;
 		return 0;
@@ -275,7 +276,7 @@ static int adopt(struct rudp__sock *l, int fd,
 }
 
 static int do_accept(int fd, struct sockaddr *addr, socklen_t *len,
-		     int flags)
+		     int flags, bool maybe)
 {
 	struct rudp__accept_rec rec;
 	union {
@@ -292,16 +293,23 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *len,
 	ssize_t n;
 	int nfd = -1, r;
 
+	uint64_t cookie;
+
+	/* One SO_COOKIE read; not ours is decided without the loop's lock. */
+	if (rudp__sock_cookie(fd, &cookie) < 0 ||
+	    (maybe && !rudp__sock_known_cookie(cookie)))
+		return maybe ? RUDP__NOT_OURS : -EBADF;
 	if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
 		return -EINVAL;
 	r = rudp__loop_lock(&hooks);
 	if (r < 0)
 		return r;
-	s = rudp__sock_lookup(fd);
+	s = rudp__sock_find(cookie);
 	r = !s ? -EBADF
 	       : (s->remote ? s->listening
 			    : s->conn && s->conn->state == RUDP__LISTEN)
 		 ? 0 : -EINVAL;
+	uint64_t lcookie = s ? s->cookie : 0;
 	rudp__loop_unlock();
 	if (r < 0)
 		return r;
@@ -333,7 +341,7 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *len,
 	r = rudp__loop_lock(&hooks);
 	if (r < 0)
 		goto fail;
-	s = rudp__sock_lookup(fd);
+	s = rudp__sock_find(lcookie);
 	r = s ? adopt(s, nfd, &rec) : -EBADF;
 	rudp__loop_unlock();
 	if (r < 0)
@@ -601,7 +609,69 @@ int rudp_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
 
 int rudp_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 {
-	return ret(do_accept(fd, addr, addrlen, flags));
+	return ret(do_accept(fd, addr, addrlen, flags, false));
+}
+
+int rudp__maybe_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen,
+			int flags)
+{
+	if (!rudp__sock_count())
+		return RUDP__NOT_OURS;
+	int r = do_accept(fd, addr, addrlen, flags, true);
+	return r == RUDP__NOT_OURS ? r : ret(r);
+}
+
+/*
+ * ON_SOCK for a descriptor that may not be ours, with one SO_COOKIE read:
+ * whether it is ours is decided without the loop's lock (as rudp__owns()
+ * does, so closing a file never waits for the loop thread), and the lock
+ * is taken only for our own sockets, found again by cookie.
+ */
+#define MAYBE_ON_SOCK(fd, call)                                         \
+	do {                                                            \
+		uint64_t cookie_;                                       \
+		if (!rudp__sock_count() ||                              \
+		    rudp__sock_cookie(fd, &cookie_) < 0 ||              \
+		    !rudp__sock_known_cookie(cookie_))                  \
+			return RUDP__NOT_OURS;                          \
+		int r_ = rudp__loop_lock(&hooks);                       \
+		if (r_ < 0)                                             \
+			return ret(r_);                                 \
+		struct rudp__sock *s = rudp__sock_find(cookie_);        \
+		r_ = s ? (call) : -EBADF;                               \
+		rudp__loop_unlock();                                    \
+		return ret(r_);                                         \
+	} while (0)
+
+int rudp__maybe_close(int fd)
+{
+	MAYBE_ON_SOCK(fd, do_close(s, fd));
+}
+
+int rudp__maybe_getsockopt(int fd, int level, int name, void *val,
+			   socklen_t *len)
+{
+	/* SO_ERROR without the loop's lock, as rudp_getsockopt answers it. */
+	if (level == SOL_SOCKET && name == SO_ERROR && val && len &&
+	    *len >= sizeof(int)) {
+		uint64_t cookie;
+		int v, r;
+		if (!rudp__sock_count() || rudp__sock_cookie(fd, &cookie) < 0)
+			return RUDP__NOT_OURS;
+		r = rudp__sock_take_error_cookie(cookie, &v);
+		if (r < 0)
+			return RUDP__NOT_OURS;
+		*len = sizeof(int);
+		memcpy(val, &v, sizeof(v));
+		return 0;
+	}
+	MAYBE_ON_SOCK(fd, do_getsockopt(s, level, name, val, len));
+}
+
+int rudp__maybe_setsockopt(int fd, int level, int name, const void *val,
+			   socklen_t len)
+{
+	MAYBE_ON_SOCK(fd, do_setsockopt(s, level, name, val, len));
 }
 
 int rudp_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)

@@ -95,12 +95,11 @@ static int cookie_of(int fd, uint64_t *cookie)
 									 : 0;
 }
 
-struct rudp__sock *rudp__sock_lookup(int fd)
+struct rudp__sock *rudp__sock_find(uint64_t cookie)
 {
-	uint64_t cookie;
 	struct rudp__sock *s;
 
-	if (!nsocks || cookie_of(fd, &cookie) < 0)
+	if (!nsocks)
 		return NULL;
 	for (s = tab[bucket(cookie, ntab)]; s; s = s->hnext)
 		if (s->cookie == cookie)
@@ -108,20 +107,30 @@ struct rudp__sock *rudp__sock_lookup(int fd)
 	return NULL;
 }
 
-bool rudp__sock_known(int fd)
+struct rudp__sock *rudp__sock_lookup(int fd)
 {
 	uint64_t cookie;
-	bool found = false;
+
+	if (!nsocks || cookie_of(fd, &cookie) < 0)
+		return NULL;
+	return rudp__sock_find(cookie);
+}
+
+int rudp__sock_cookie(int fd, uint64_t *cookie)
+{
 	int r;
 
-	if (!rudp__sock_count())
-		return false;
 	/* Our own getsockopt must not come back through the shim. */
 	rudp__in_core++;
-	r = cookie_of(fd, &cookie);
+	r = cookie_of(fd, cookie);
 	rudp__in_core--;
-	if (r < 0)
-		return false;
+	return r;
+}
+
+bool rudp__sock_known_cookie(uint64_t cookie)
+{
+	bool found = false;
+
 	pthread_mutex_lock(&tab_mu);
 	if (nsocks)
 		for (struct rudp__sock *s = tab[bucket(cookie, ntab)]; s;
@@ -134,19 +143,19 @@ bool rudp__sock_known(int fd)
 	return found;
 }
 
-int rudp__sock_take_error(int fd, int *err)
+bool rudp__sock_known(int fd)
 {
 	uint64_t cookie;
-	int r;
 
-	if (!rudp__sock_count())
-		return -EBADF;
-	rudp__in_core++;
-	r = cookie_of(fd, &cookie);
-	rudp__in_core--;
-	if (r < 0)
-		return r;
-	r = -EBADF;
+	if (!rudp__sock_count() || rudp__sock_cookie(fd, &cookie) < 0)
+		return false;
+	return rudp__sock_known_cookie(cookie);
+}
+
+int rudp__sock_take_error_cookie(uint64_t cookie, int *err)
+{
+	int r = -EBADF;
+
 	pthread_mutex_lock(&tab_mu);
 	if (nsocks)
 		for (struct rudp__sock *s = tab[bucket(cookie, ntab)]; s;
@@ -160,6 +169,19 @@ int rudp__sock_take_error(int fd, int *err)
 			}
 	pthread_mutex_unlock(&tab_mu);
 	return r;
+}
+
+int rudp__sock_take_error(int fd, int *err)
+{
+	uint64_t cookie;
+	int r;
+
+	if (!rudp__sock_count())
+		return -EBADF;
+	r = rudp__sock_cookie(fd, &cookie);
+	if (r < 0)
+		return r;
+	return rudp__sock_take_error_cookie(cookie, err);
 }
 
 static struct rudp__sock *sock_alloc(int domain)
@@ -753,6 +775,7 @@ static void deliver(struct rudp__sock *l, struct rudp__conn *c)
 	n->lep->refs++;
 	memcpy(n->opts, l->opts, sizeof(n->opts));
 	rudp__sock_apply_opts(n);
+	rec.cookie = n->cookie;
 	memcpy(&rec.peer, &c->peer, c->peerlen);
 	rec.peerlen = c->peerlen;
 	rudp__sock_local_addr(l, &rec.local, &rec.locallen);

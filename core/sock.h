@@ -62,6 +62,7 @@ struct rudp__sock {
 
 /* What a listener sends the program for each connection, with its fd. */
 struct rudp__accept_rec {
+	uint64_t cookie;      /* of the descriptor that comes with it */
 	uint32_t peerlen, locallen;
 	struct sockaddr_storage peer, local;
 };
@@ -85,9 +86,15 @@ int rudp__sock_new_remote(int fd, int domain,
 
 /* The socket behind descriptor fd, or NULL if fd is not an rudp socket. */
 struct rudp__sock *rudp__sock_lookup(int fd);
+/* The same by cookie, without a system call. */
+struct rudp__sock *rudp__sock_find(uint64_t cookie);
 
 /* Whether fd is one of ours; needs no lock (the shim's test). */
 bool rudp__sock_known(int fd);
+/* The same in two steps, for callers that go on to use the cookie. */
+int rudp__sock_cookie(int fd, uint64_t *cookie);
+bool rudp__sock_known_cookie(uint64_t cookie);
+int rudp__sock_take_error_cookie(uint64_t cookie, int *err);
 
 /*
  * SO_ERROR without the loop's lock: what a program asks right after poll

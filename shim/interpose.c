@@ -466,18 +466,30 @@ static int shim_listen(int fd, int backlog)
 	return libc_listen(fd, backlog);
 }
 
+/* Whether the shim may have anything to do with a descriptor. */
+static bool may_be_ours(void)
+{
+	return !rudp__in_core && ports.any;
+}
+
 static int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len,
 			int flags)
 {
-	if (ours(fd))
-		return rudp_accept4(fd, addr, len, flags);
+	int r;
+
+	if (may_be_ours() &&
+	    (r = rudp__maybe_accept4(fd, addr, len, flags)) != RUDP__NOT_OURS)
+		return r;
 	return libc_accept4(fd, addr, len, flags);
 }
 
 static int shim_accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
-	if (ours(fd))
-		return rudp_accept(fd, addr, len);
+	int r;
+
+	if (may_be_ours() &&
+	    (r = rudp__maybe_accept4(fd, addr, len, 0)) != RUDP__NOT_OURS)
+		return r;
 	return libc_accept(fd, addr, len);
 }
 
@@ -496,8 +508,11 @@ static int shim_close(int fd)
 	}
 	if (nregs)
 		regs_forget(fd);
-	if (ours(fd))
-		return rudp_close(fd);
+	if (ports.any) {
+		int r = rudp__maybe_close(fd);
+		if (r != RUDP__NOT_OURS)
+			return r;
+	}
 	return libc_close(fd);
 }
 
@@ -563,9 +578,12 @@ static int shim_getpeername(int fd, struct sockaddr *a, socklen_t *l)
 
 static int shim_getsockopt(int fd, int lvl, int name, void *v, socklen_t *l)
 {
-	if (!ours(fd))
+	int r = may_be_ours() ? rudp__maybe_getsockopt(fd, lvl, name, v, l)
+			      : RUDP__NOT_OURS;
+
+	if (r == RUDP__NOT_OURS)
 		return libc_getsockopt(fd, lvl, name, v, l);
-	if (rudp_getsockopt(fd, lvl, name, v, l) == 0)
+	if (r == 0)
 		return 0;
 	/*
 	 * Anything rudp does not model is answered by the descriptor itself
@@ -577,9 +595,12 @@ static int shim_getsockopt(int fd, int lvl, int name, void *v, socklen_t *l)
 static int shim_setsockopt(int fd, int lvl, int name, const void *v,
 			   socklen_t l)
 {
-	if (!ours(fd))
+	int r = may_be_ours() ? rudp__maybe_setsockopt(fd, lvl, name, v, l)
+			      : RUDP__NOT_OURS;
+
+	if (r == RUDP__NOT_OURS)
 		return libc_setsockopt(fd, lvl, name, v, l);
-	if (rudp_setsockopt(fd, lvl, name, v, l) == 0)
+	if (r == 0)
 		return 0;
 	/*
 	 * The issue's promise: TCP options are accepted, never fail.  Socket
