@@ -36,6 +36,8 @@ struct rudp__lep {
 	unsigned refs;    /* API sockets using it */
 	struct rudp__timer timer;
 	struct rudp__lep *next;
+	struct sockaddr_storage local; /* getsockname, once it has a port */
+	socklen_t locallen;            /* 0 until then */
 };
 
 struct rudp__loop_hooks {

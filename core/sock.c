@@ -224,13 +224,17 @@ static void watch(struct rudp__sock *s, uint32_t events)
  */
 static int plug(struct rudp__sock *s, int fd)
 {
-	static const char zeros[4096];
+	static const char zeros[16384];
+	static int default_sndbuf; /* a fresh pair's: the same for all */
 	socklen_t len = sizeof(s->sndbuf);
 	int one = 1;
 	ssize_t n;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &s->sndbuf, &len) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &one, sizeof(one)) < 0)
+	if (!default_sndbuf &&
+	    getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &default_sndbuf, &len) < 0)
+		return -errno;
+	s->sndbuf = default_sndbuf;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &one, sizeof(one)) < 0)
 		return -errno;
 	for (;;) {
 		n = send(fd, zeros, sizeof(zeros), MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -239,6 +243,9 @@ static int plug(struct rudp__sock *s, int fd)
 		if (n <= 0)
 			break;
 		s->plug += (size_t)n;
+		/* A short send: the buffer is full. */
+		if ((size_t)n < sizeof(zeros))
+			return 0;
 	}
 	return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
 }
@@ -285,15 +292,16 @@ int rudp__sock_new(int domain, int flags, bool plugged,
 
 	if (!s)
 		return -ENOMEM;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+	/* Both ends non-blocking at once when the program's is to be. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
+				(flags & SOCK_NONBLOCK), 0, sv) < 0) {
 		r = -errno;
 		goto fail;
 	}
 	s->core_fd = sv[1];
 	rudp__ownfd_add(sv[1]);
 	if ((!(flags & SOCK_CLOEXEC) && fcntl(sv[0], F_SETFD, 0) < 0) ||
-	    fcntl(sv[1], F_SETFL, O_NONBLOCK) < 0 ||
-	    ((flags & SOCK_NONBLOCK) && fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0)) {
+	    (!(flags & SOCK_NONBLOCK) && fcntl(sv[1], F_SETFL, O_NONBLOCK) < 0)) {
 		r = -errno;
 		goto fail;
 	}
@@ -369,8 +377,21 @@ void rudp__sock_free_remote(struct rudp__sock *s)
 void rudp__sock_local_addr(const struct rudp__sock *s,
 			   struct sockaddr_storage *ss, socklen_t *len)
 {
+	struct rudp__lep *lep = s->lep;
+
+	if (lep && lep->locallen) {
+		memcpy(ss, &lep->local, lep->locallen);
+		*len = lep->locallen;
+		return;
+	}
 	*len = sizeof(*ss);
-	if (!s->lep || getsockname(s->lep->fd, (struct sockaddr *)ss, len) < 0) {
+	if (lep && getsockname(lep->fd, (struct sockaddr *)ss, len) == 0) {
+		/* Bound to a port, it keeps that address: remember it. */
+		if (((struct sockaddr_in *)ss)->sin_port && *len <= sizeof(lep->local)) {
+			memcpy(&lep->local, ss, *len);
+			lep->locallen = *len;
+		}
+	} else {
 		memset(ss, 0, sizeof(*ss));
 		ss->ss_family = (sa_family_t)s->domain;
 		*len = s->domain == AF_INET ? sizeof(struct sockaddr_in)
