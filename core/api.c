@@ -26,6 +26,7 @@
  * internal functions return -errno, the exported ones -1/errno, in one
  * place, ret().
  */
+#define _GNU_SOURCE /* dup3 */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -106,11 +107,30 @@ static int do_socket(int domain, int type, int protocol)
 	r = rudp__loop_lock(&hooks);
 	if (r < 0)
 		return r;
-	r = rudp__sock_new(domain, flags, true, &s, &fd);
+	r = rudp__sock_new(domain, flags, true, false, &s, &fd);
 	if (r == 0)
 		r = fd;
 	rudp__loop_unlock();
 	return r;
+}
+
+int rudp__socket_onto(int target, int domain, int type, bool cloexec)
+{
+	int flags = type & (SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct rudp__sock *s;
+	int r, fd;
+
+	r = rudp__loop_lock(&hooks);
+	if (r < 0)
+		return ret(r);
+	/* Our end of the pair stays ours (the hold); a copy replaces target. */
+	r = rudp__sock_new(domain, flags, true, true, &s, &fd);
+	if (r == 0 && dup3(fd, target, cloexec ? O_CLOEXEC : 0) < 0) {
+		r = -errno;
+		rudp__sock_discard(s);
+	}
+	rudp__loop_unlock();
+	return ret(r);
 }
 
 int rudp_socket(int domain, int type, int protocol)

@@ -17,6 +17,12 @@ bool rudp__owns(int fd);
  * otherwise what the rudp_* call of the same name returns.
  */
 #define RUDP__NOT_OURS (-1000)
+
+/*
+ * An rudp socket put in place of descriptor target (dup3), without the
+ * intermediate descriptor rudp_socket + dup3 + close would cost.
+ */
+int rudp__socket_onto(int target, int domain, int type, bool cloexec);
 int rudp__maybe_close(int fd);
 int rudp__maybe_accept4(int fd, struct sockaddr *addr, socklen_t *len,
 			int flags);

@@ -283,7 +283,7 @@ void rudp__sock_drop_hold(struct rudp__sock *s)
 	release_hold(s);
 }
 
-int rudp__sock_new(int domain, int flags, bool plugged,
+int rudp__sock_new(int domain, int flags, bool plugged, bool end_is_hold,
 		   struct rudp__sock **out, int *fd)
 {
 	int sv[2] = { -1, -1 };
@@ -300,7 +300,7 @@ int rudp__sock_new(int domain, int flags, bool plugged,
 	}
 	s->core_fd = sv[1];
 	rudp__ownfd_add(sv[1]);
-	if ((!(flags & SOCK_CLOEXEC) && fcntl(sv[0], F_SETFD, 0) < 0) ||
+	if ((!end_is_hold && !(flags & SOCK_CLOEXEC) && fcntl(sv[0], F_SETFD, 0) < 0) ||
 	    (!(flags & SOCK_NONBLOCK) && fcntl(sv[1], F_SETFL, O_NONBLOCK) < 0)) {
 		r = -errno;
 		goto fail;
@@ -312,7 +312,11 @@ int rudp__sock_new(int domain, int flags, bool plugged,
 	 * socket pair reports that when its peer closes with unread data,
 	 * which only a writer on the program's side can leave).
 	 */
-	s->hold_fd = fcntl(sv[0], F_DUPFD_CLOEXEC, 0);
+	/*
+	 * A caller that moves the program's end elsewhere (dup3 onto the
+	 * program's descriptor, or SCM_RIGHTS) keeps sv[0] itself as ours.
+	 */
+	s->hold_fd = end_is_hold ? sv[0] : fcntl(sv[0], F_DUPFD_CLOEXEC, 0);
 	if (s->hold_fd < 0) {
 		r = -errno;
 		goto fail;
@@ -331,14 +335,17 @@ int rudp__sock_new(int domain, int flags, bool plugged,
 	*fd = sv[0];
 	return 0;
 fail:
+	if (s->hold_fd == sv[0])
+		s->hold_fd = -1;
 	release_hold(s);
 	if (sv[0] >= 0) {
-		close(sv[0]);
+		rudp__ownfd_close(sv[0]);
 		rudp__ownfd_close(sv[1]);
 	}
 	sock_free(s);
 	return r;
 }
+
 
 int rudp__sock_new_remote(int fd, int domain,
 			  const struct rudp__accept_rec *rec,
@@ -456,6 +463,11 @@ static void sock_destroy(struct rudp__sock *s)
 		rudp__loop_bury(-1, &s->src);
 	}
 	pthread_cond_broadcast(&s->cv);
+}
+
+void rudp__sock_discard(struct rudp__sock *s)
+{
+	sock_destroy(s);
 }
 
 /*
@@ -784,7 +796,7 @@ static void deliver(struct rudp__sock *l, struct rudp__conn *c)
 	ssize_t r;
 	int fd;
 
-	if (rudp__sock_new(l->domain, SOCK_CLOEXEC, false, &n, &fd) < 0) {
+	if (rudp__sock_new(l->domain, SOCK_CLOEXEC, false, true, &n, &fd) < 0) {
 		rudp__ep_release(c->ep, c);
 		return;
 	}
@@ -807,8 +819,7 @@ static void deliver(struct rudp__sock *l, struct rudp__conn *c)
 	do
 		r = sendmsg(l->core_fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 	while (r < 0 && errno == EINTR);
-	/* In flight, the descriptor lives on in the message. */
-	close(fd);
+	/* In flight, the descriptor lives on in the message; fd is our hold. */
 	if (r == (ssize_t)sizeof(rec)) {
 		l->inflight++;
 		mark_dirty(n);

@@ -76,8 +76,10 @@ size_t rudp__sock_count(void);
  * A new local socket: the pair, the program's end returned in *fd with
  * `flags` (SOCK_NONBLOCK/SOCK_CLOEXEC), plugged (not writable) if asked.
  */
-int rudp__sock_new(int domain, int flags, bool plugged,
+int rudp__sock_new(int domain, int flags, bool plugged, bool end_is_hold,
 		   struct rudp__sock **out, int *fd);
+/* Ends a socket the program never saw. */
+void rudp__sock_discard(struct rudp__sock *s);
 
 /* A record of descriptor fd whose protocol runs elsewhere. */
 int rudp__sock_new_remote(int fd, int domain,

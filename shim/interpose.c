@@ -362,7 +362,7 @@ static int take_over(int fd, int domain)
 {
 	struct sockaddr_storage bound;
 	socklen_t blen = sizeof(bound);
-	int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD), n, r = 0;
+	int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD), n;
 	int vals[sizeof(carried) / sizeof(carried[0])];
 	struct linger lg;
 	socklen_t lglen = sizeof(lg);
@@ -379,15 +379,11 @@ static int take_over(int fd, int domain)
 	}
 	if (libc_getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &lglen) < 0)
 		memset(&lg, 0, sizeof(lg));
-	n = rudp_socket(domain, SOCK_STREAM | SOCK_CLOEXEC |
-			((fl & O_NONBLOCK) ? SOCK_NONBLOCK : 0), 0);
+	n = rudp__socket_onto(fd, domain, SOCK_STREAM | SOCK_CLOEXEC |
+			      ((fl & O_NONBLOCK) ? SOCK_NONBLOCK : 0),
+			      (fdfl & FD_CLOEXEC) != 0);
 	if (n < 0)
 		return -errno;
-	if (libc_dup3(n, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
-		r = -errno;
-	libc_close(n);
-	if (r < 0)
-		return r;
 	regs_replay(fd);
 	for (size_t i = 0; i < sizeof(carried) / sizeof(carried[0]); i++)
 		if (vals[i])
