@@ -581,6 +581,9 @@ int rudp__lep_open(int domain, const struct sockaddr *local,
 	if (r < 0)
 		goto fail;
 	lep->next = L.leps;
+	if (L.leps)
+		L.leps->pprev = &lep->next;
+	lep->pprev = &L.leps;
 	L.leps = lep;
 	*out = lep;
 	return 0;
@@ -610,12 +613,13 @@ static void lep_close_if_unused(struct rudp__lep *lep)
 {
 	if (lep->refs || !rudp__ep_idle(&lep->ep) || lep->src.dead)
 		return;
-	for (struct rudp__lep **pp = &L.leps; *pp; pp = &(*pp)->next) {
-		if (*pp == lep) {
-			*pp = lep->next;
-			break;
-		}
-	}
+	/*
+	 * O(1): a client's endpoints, one per connection, stay listed through
+	 * TIME_WAIT, so a walk would cost thousands of steps per close.
+	 */
+	*lep->pprev = lep->next;
+	if (lep->next)
+		lep->next->pprev = lep->pprev;
 	rudp__heap_remove(&L.timers, &lep->timer);
 	add_stats(&L.closed_stats, &lep->ep.stats);
 	rudp__ownfd_close(lep->fd);

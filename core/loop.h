@@ -35,7 +35,7 @@ struct rudp__lep {
 	struct rudp__udpcaps caps;
 	unsigned refs;    /* API sockets using it */
 	struct rudp__timer timer;
-	struct rudp__lep *next;
+	struct rudp__lep *next, **pprev; /* L.leps, unlinked in O(1) */
 	struct sockaddr_storage local; /* getsockname, once it has a port */
 	socklen_t locallen;            /* 0 until then */
 };
