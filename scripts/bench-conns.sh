@@ -22,6 +22,8 @@
 # CONNS_SECS   rate: measured seconds per run (default 2, after 0.5 s warm-up)
 # CONNS_CONC   rate: connects in flight (default 16)
 # CONNS_REPS   runs per cell (default 3)
+# CONNS_TSV    a file: write the rows there, tab-separated, and the notes to
+#              CONNS_TSV.notes, instead of printing (scripts/bench.sh does)
 # BENCH_PORT   first port to try (default: 30000 plus a per-process offset)
 # BUILD_DIR    build directory (default build-bench, a release build)
 #
@@ -199,10 +201,16 @@ for k in "${ROWS[@]}"; do
 	row_of "${cells[@]}"
 done
 
+# For scripts/bench.sh: the rows (no header) as tab-separated lines in the
+# file CONNS_TSV, the notes in CONNS_TSV.notes, and no table here.
+if [ -n "${CONNS_TSV:-}" ]; then
+	printf '%s\n' "${rows[@]:1}" >"$CONNS_TSV"
+	exec >"$CONNS_TSV.notes"
+fi
 echo "- load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg);" \
 	"$reps run(s) per cell, interleaved; medians; measuring took ${elapsed} s"
 echo
-printf '%s\n' "${rows[@]}" | python3 -c '
+[ -n "${CONNS_TSV:-}" ] || printf '%s\n' "${rows[@]}" | python3 -c '
 import sys
 rows = [line.rstrip("\n").split("\t") for line in sys.stdin]
 w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

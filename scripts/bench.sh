@@ -22,6 +22,7 @@
 #              as stalled (default 120)
 # BENCH_KCPTUN_OPTS  extra flags for both kcptun ends, after the script's
 #              own (e.g. "--ds 0 --ps 0" to turn its FEC off)
+# CONNS_*      passed on to scripts/bench-conns.sh (the connection-cost rows)
 # BENCH_TCP_CC the kernel TCP column's congestion control (default cubic,
 #              as the targets say; the machine's default may be another)
 # BENCH_ROWS   only these rows, by name, comma- or space-separated (loopback
@@ -93,7 +94,7 @@ RATIOS=(rudp:tcp rudp:kcptun)
 declare -A COL_NOTE=()
 
 SCENARIOS=(loopback relay relay-loss1 relay-loss5 veth veth-loss1
-	veth-loss5 fairness connect pingpong integrity)
+	veth-loss5 fairness connect pingpong integrity conns)
 declare -A SC_TITLE=(
 	[loopback]="loopback"
 	[relay]="relay, no loss"
@@ -106,6 +107,7 @@ declare -A SC_TITLE=(
 	[connect]="connect() p50, loopback"
 	[pingpong]="64 B ping-pong p50, loopback"
 	[integrity]="veth, 5% loss, 64 MiB intact"
+	[conns]="connection costs (scripts/bench-conns.sh)"
 )
 if [ -n "${BENCH_COLUMNS:-}" ]; then
 	declare -A wanted=()
@@ -904,6 +906,16 @@ started=$SECONDS
 # the integrity row's outcomes, one "RESULT<TAB>SECONDS" line per run.
 declare -A vals=() notes=() checks=()
 for sc in "${SCENARIOS[@]}"; do
+	if [ "$sc" = conns ]; then
+		# Rows of their own, rudp and kernel TCP only, measured by
+		# bench/conns.c: idle connections' cost and connections/s.
+		say "connection costs: scripts/bench-conns.sh"
+		if ! CONNS_TSV="$tmp/conns.tsv" BUILD_DIR="$build_dir" CONNS_REPS="${CONNS_REPS:-$reps}" \
+			"$RUDP_ROOT/scripts/bench-conns.sh" >&2; then
+			failures+=("scripts/bench-conns.sh failed (see its notes)")
+		fi
+		continue
+	fi
 	prepare "$sc"
 	if [ -n "$skip_reason" ]; then
 		notes[$sc]="skipped: $skip_reason"
@@ -981,6 +993,24 @@ row_of "${header[@]}"
 
 foot=()
 for sc in "${SCENARIOS[@]}"; do
+	if [ "$sc" = conns ]; then
+		# bench-conns.sh's rows: title, unit, rudp, kernel TCP, ratio.
+		while IFS=$'\t' read -r title unit r t ratio; do
+			cells=("$title" "$unit")
+			for col in "${COLUMNS[@]}"; do
+				case $col in
+				rudp) cells+=("$r") ;;
+				tcp) cells+=("$t") ;;
+				*) cells+=("n/a") ;;
+				esac
+			done
+			for rr in "${RATIOS[@]}"; do
+				if [ "$rr" = rudp:tcp ]; then cells+=("$ratio"); else cells+=(""); fi
+			done
+			row_of "${cells[@]}"
+		done <"$tmp/conns.tsv" 2>/dev/null || foot+=("connection costs: no rows (bench-conns.sh failed)")
+		continue
+	fi
 	cells=("${SC_TITLE[$sc]}" "${SC_UNIT[$sc]}")
 	declare -A med=()
 	for col in "${COLUMNS[@]}"; do
@@ -1057,6 +1087,14 @@ echo "  nc -l in the other across the 5%-loss veth; ok when what the listener"
 echo "  wrote has the same SHA-256, with the seconds until the listener exited;"
 echo "  TRUNCATED when its stream ended early without an error, STALLED when it"
 echo "  had not ended after $integ_secs s; $integ_reps run(s) per column."
+echo "- 100 Mbit/s shared: tests/fairness.sh, client -- router -- server"
+echo "  namespaces, tbf 100 Mbit/s with a 20 ms queue on the router, one rudp"
+echo "  and one $tcp_cc iperf3 at once for $((fair_secs + 5)) s (first 5 left out); the"
+echo "  cell is rudp's share of the two (target 1/3 to 2/3)."
+if [ -s "$tmp/conns.tsv.notes" ]; then
+	echo "- connection costs, from scripts/bench-conns.sh:"
+	grep . "$tmp/conns.tsv.notes" | sed 's/^/  /'
+fi
 for f in "${foot[@]}"; do echo "- $f"; done
 if [ "${#failures[@]}" -gt 0 ]; then
 	echo "- failed runs (${#failures[@]}), left out of the medians:"
