@@ -4,12 +4,15 @@
 # bulk throughput (one connection) on loopback, through a UDP relay, and
 # across a pair of network namespaces with random packet loss; connect() and
 # 64-byte request/response latency with small python3 programs; and whether
-# a 64 MiB file sent with nc across 5% loss arrives whole (SHA-256).  It
+# a 64 MiB file sent with nc across 5% loss arrives whole (SHA-256); how a
+# rudp flow shares a 100 Mbit/s router queue with a CUBIC TCP flow
+# (tests/fairness.sh); and what connections cost: idle memory, descriptors
+# and CPU, and new connections per second (scripts/bench-conns.sh).  It
 # builds its own release tree first, runs every measurement of each column
 # in turn (interleaved), several times, and prints one Markdown table of
 # medians.
 #
-#   scripts/bench.sh                # about 5 minutes
+#   scripts/bench.sh                # about 7 minutes
 #   BENCH_QUICK=1 scripts/bench.sh  # about 1.5 minutes: 1 run per cell, -t 2
 #
 # BENCH_QUICK  1 for the short run
@@ -27,7 +30,7 @@
 #              as the targets say; the machine's default may be another)
 # BENCH_ROWS   only these rows, by name, comma- or space-separated (loopback
 #              relay relay-loss1 relay-loss5 veth veth-loss1 veth-loss5
-#              connect pingpong integrity; default all)
+#              fairness connect pingpong integrity conns; default all)
 # BENCH_COLUMNS  only these columns (rudp tcp kcptun; default all)
 # BENCH_PORT   first port to try (default: 20000 plus a per-process offset);
 #              ports in use are skipped
