@@ -96,16 +96,25 @@ static void slow_start(struct rudp__cc *cc, const struct rudp__cc_ack *a)
 		cc->cwnd += hs->in_css ? inc / HS_CSS_GROWTH_DIVISOR : inc;
 }
 
-static void newreno_on_ack(struct rudp__cc *cc, const struct rudp__cc_ack *a)
+/*
+ * What every algorithm does with an ack before its own congestion
+ * avoidance: nothing during recovery (the window stays at ssthresh, RFC
+ * 6675), slow start below ssthresh.  True when avoidance is to grow.
+ */
+static bool avoidance(struct rudp__cc *cc, const struct rudp__cc_ack *a)
 {
-	/* During recovery the window stays at ssthresh (RFC 6675). */
 	if (cc->in_recovery)
-		return;
+		return false;
 	if (cc->cwnd < cc->ssthresh) {
 		slow_start(cc, a);
-		return;
+		return false;
 	}
-	if (!cwnd_limited(cc, a))
+	return cwnd_limited(cc, a);
+}
+
+static void newreno_on_ack(struct rudp__cc *cc, const struct rudp__cc_ack *a)
+{
+	if (!avoidance(cc, a))
 		return;
 	/* Congestion avoidance: one segment per window of acked bytes. */
 	cc->ca_acked += a->acked;
@@ -173,13 +182,7 @@ static void cubic_on_ack(struct rudp__cc *cc, const struct rudp__cc_ack *a)
 {
 	struct rudp__cubic *cu = &cc->cubic;
 
-	if (cc->in_recovery)
-		return;
-	if (cc->cwnd < cc->ssthresh) {
-		slow_start(cc, a);
-		return;
-	}
-	if (!cwnd_limited(cc, a))
+	if (!avoidance(cc, a))
 		return;
 	if (cu->epoch == RUDP__NEVER)
 		cubic_epoch(cc, a->now);

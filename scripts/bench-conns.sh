@@ -72,14 +72,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=()
 
-alloc_port() {
-	while [ -n "$(ss -Htuan "sport = :$port")" ]; do
-		port=$((port + 1))
-	done
-	port_out=$port
-	port=$((port + 1))
-	[ "$port" -lt 65000 ] || port=30000
-}
+port_base=30000 # alloc_port (lib.sh) wraps to it
 
 # run COL MODE ARGS...: runs conns; its name=value lines in $tmp/out.
 run() {
@@ -150,26 +143,6 @@ for ((rep = 1; rep <= reps; rep++)); do
 done
 elapsed=$((SECONDS - started))
 
-median() {
-	sort -g | awk '{ v[NR] = $1 } END {
-		if (NR == 0) exit 1
-		if (NR % 2) print v[(NR + 1) / 2]
-		else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
-	}'
-}
-
-# Three significant figures or so, without exponents (as bench.sh).
-fmt() {
-	awk -v v="$1" 'BEGIN {
-		if (v == 0) printf "0"
-		else if (v >= 100) printf "%.0f", v
-		else if (v >= 10) printf "%.1f", v
-		else if (v >= 1) printf "%.2f", v
-		else if (v >= 0.01) printf "%.3f", v
-		else printf "%.4f", v
-	}'
-}
-
 rows=()
 row_of() { local IFS=$'\t'; rows+=("$*"); }
 row_of scenario unit rudp "kernel TCP" rudp/TCP
@@ -210,19 +183,7 @@ fi
 echo "- load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg);" \
 	"$reps run(s) per cell, interleaved; medians; measuring took ${elapsed} s"
 echo
-[ -n "${CONNS_TSV:-}" ] || printf '%s\n' "${rows[@]}" | python3 -c '
-import sys
-rows = [line.rstrip("\n").split("\t") for line in sys.stdin]
-w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-def line(cells):
-    return "| " + " | ".join(c.ljust(w[i]) if i < 2 else c.rjust(w[i])
-                             for i, c in enumerate(cells)) + " |"
-print(line(rows[0]))
-print("| " + " | ".join("-" * w[i] if i < 2 else "-" * (w[i] - 1) + ":"
-                        for i in range(len(w))) + " |")
-for r in rows[1:]:
-    print(line(r))
-'
+[ -n "${CONNS_TSV:-}" ] || printf '%s\n' "${rows[@]}" | md_table
 echo
 echo "Notes (bench/conns.c; both ends on 127.0.0.1, the server a forked process):"
 echo "- idle: per connection, in each process, after one warm-up connection;"

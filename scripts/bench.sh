@@ -255,17 +255,7 @@ wait_tcp_listen() {
 	return 1
 }
 
-# alloc_port: the next port with no TCP or UDP socket on it, in $port_out.
-# (A global, not command substitution, so the counter advances.)
-port_out=""
-alloc_port() {
-	while [ -n "$(ss -Htuan "sport = :$port")" ]; do
-		port=$((port + 1))
-	done
-	port_out=$port
-	port=$((port + 1))
-	[ "$port" -lt 65000 ] || port=20000
-}
+port_base=20000 # alloc_port (lib.sh) wraps to it
 
 # A failed run is reported with the tail of what its programs said.
 run_failed() {
@@ -858,26 +848,6 @@ prepare() {
 	return 0
 }
 
-median() {
-	sort -g | awk '{ v[NR] = $1 } END {
-		if (NR == 0) exit 1
-		if (NR % 2) print v[(NR + 1) / 2]
-		else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
-	}'
-}
-
-# Three significant figures or so, without exponents.  (The limits are
-# where rounding moves a value into the next decade: 9.996 prints as 10.0.)
-fmt() {
-	awk -v v="$1" 'BEGIN {
-		if (v >= 99.95) printf "%.0f", v
-		else if (v >= 9.995) printf "%.1f", v
-		else if (v >= 0.9995) printf "%.2f", v
-		else if (v >= 0.009995) printf "%.3f", v
-		else printf "%.4f", v
-	}'
-}
-
 # ---------------------------------------------------------------------------
 
 ensure_packages >&2
@@ -1050,19 +1020,7 @@ done
 for f in "${integ_notes[@]}"; do foot+=("$f"); done
 
 # Markdown, with the columns padded so that it reads in a terminal too.
-printf '%s\n' "${rows[@]}" | python3 -c '
-import sys
-rows = [line.rstrip("\n").split("\t") for line in sys.stdin]
-w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-def line(cells):
-    return "| " + " | ".join(c.ljust(w[i]) if i < 2 else c.rjust(w[i])
-                             for i, c in enumerate(cells)) + " |"
-print(line(rows[0]))
-print("| " + " | ".join("-" * w[i] if i < 2 else "-" * (w[i] - 1) + ":"
-                        for i in range(len(w))) + " |")
-for r in rows[1:]:
-    print(line(r))
-'
+printf '%s\n' "${rows[@]}" | md_table
 echo
 echo "Notes:"
 echo "- Gbit/s: iperf3's receiver rate, higher is better; µs: lower is better."

@@ -98,3 +98,60 @@ ensure_configured() {
 	esac
 	meson setup "$dir" "$@" || die "meson setup $dir failed"
 }
+
+# Helpers of the measuring scripts (bench.sh, bench-conns.sh).
+
+# alloc_port: the next port from $port on with no TCP or UDP socket on it,
+# in $port_out; past 65000 it starts again at $port_base.  (A global, not
+# command substitution, so the counter advances.)
+port_out=""
+alloc_port() {
+	while [ -n "$(ss -Htuan "sport = :$port")" ]; do
+		port=$((port + 1))
+	done
+	port_out=$port
+	port=$((port + 1))
+	[ "$port" -lt 65000 ] || port=$port_base
+}
+
+# median: the median of the numbers on stdin, one per line.
+median() {
+	sort -g | awk '{ v[NR] = $1 } END {
+		if (NR == 0) exit 1
+		if (NR % 2) print v[(NR + 1) / 2]
+		else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
+	}'
+}
+
+# fmt V: three significant figures or so, without exponents.  (The limits
+# are where rounding moves a value into the next decade: 9.996 prints as
+# 10.0.)
+fmt() {
+	awk -v v="$1" 'BEGIN {
+		if (v == 0) printf "0"
+		else if (v >= 99.95) printf "%.0f", v
+		else if (v >= 9.995) printf "%.1f", v
+		else if (v >= 0.9995) printf "%.2f", v
+		else if (v >= 0.009995) printf "%.3f", v
+		else printf "%.4f", v
+	}'
+}
+
+# md_table: tab-separated rows on stdin (the first is the header) as a
+# Markdown table, the columns padded so that it reads in a terminal too;
+# the first two columns are text (left), the others numbers (right).
+md_table() {
+	python3 -c '
+import sys
+rows = [line.rstrip("\n").split("\t") for line in sys.stdin]
+w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+def line(cells):
+    return "| " + " | ".join(c.ljust(w[i]) if i < 2 else c.rjust(w[i])
+                             for i, c in enumerate(cells)) + " |"
+print(line(rows[0]))
+print("| " + " | ".join("-" * w[i] if i < 2 else "-" * (w[i] - 1) + ":"
+                        for i in range(len(w))) + " |")
+for r in rows[1:]:
+    print(line(r))
+'
+}
