@@ -88,11 +88,21 @@ fi
 # (scenario) says how to measure it for each column in measure() below, and
 # a cell a column cannot fill reads n/a.  Another column is a name here, a
 # title, a short name for the ratio columns, and its arms in measure().
-COLUMNS=(rudp tcp kcptun)
-declare -A COL_TITLE=([rudp]="rudp" [tcp]="kernel TCP" [kcptun]="kcptun")
-declare -A COL_SHORT=([rudp]="rudp" [tcp]="TCP" [kcptun]="kcptun")
+# Kernel TCP twice: with CUBIC (tcp), the algorithm the targets name, and
+# for the bulk rows with the machine's own default (tcpdef) when that is
+# another (BBR here): on loopback the two differ by 2x or more.
+tcp_def=$(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo "$tcp_cc")
+COLUMNS=(rudp tcp tcpdef kcptun)
+declare -A COL_TITLE=([rudp]="rudp" [tcp]="kernel TCP $tcp_cc"
+	[tcpdef]="kernel TCP $tcp_def" [kcptun]="kcptun")
+declare -A COL_SHORT=([rudp]="rudp" [tcp]="$tcp_cc" [tcpdef]="$tcp_def"
+	[kcptun]="kcptun")
 # The ratio columns: A:B is A's median divided by B's.
-RATIOS=(rudp:tcp rudp:kcptun)
+RATIOS=(rudp:tcp rudp:tcpdef rudp:kcptun)
+if [ "$tcp_def" = "$tcp_cc" ]; then
+	COLUMNS=(rudp tcp kcptun)
+	RATIOS=(rudp:tcp rudp:kcptun)
+fi
 # Why a whole column cannot run here (set below), if it cannot.
 declare -A COL_NOTE=()
 
@@ -454,6 +464,7 @@ iperf_run() {
 	# the machine's default (BBR on some).
 	local ccopt=()
 	[ "$col" != tcp ] || ccopt=(-C "$tcp_cc")
+	[ "$col" != tcpdef ] || ccopt=(-C "$tcp_def")
 	bg_start cli "${nsx[@]}" timeout -k 5 $((secs + omit + 25)) "${wrap[@]}" \
 		iperf3 -c "$host" -p "$cport" -t "$secs" -O "$omit" "${ccopt[@]}" -J
 	cli=$bg_last
@@ -791,13 +802,18 @@ NFT
 # tunnel; the ping-pong row shows what the tunnel costs.
 measure() {
 	case $1:$2 in
-	loopback:rudp | loopback:tcp | loopback:kcptun) iperf_run "$2" lo "" "$3" ;;
-	relay:rudp | relay:tcp | relay:kcptun) iperf_run "$2" relay "" "$3" ;;
+	loopback:rudp | loopback:tcp | loopback:tcpdef | loopback:kcptun)
+		iperf_run "$2" lo "" "$3" ;;
+	relay:rudp | relay:tcp | relay:tcpdef | relay:kcptun)
+		iperf_run "$2" relay "" "$3" ;;
 	relay-loss1:rudp | relay-loss1:kcptun) iperf_run "$2" relay 1 "$3" ;;
 	relay-loss5:rudp | relay-loss5:kcptun) iperf_run "$2" relay 5 "$3" ;;
-	veth:rudp | veth:tcp | veth:kcptun) iperf_run "$2" veth "" "$3" ;;
-	veth-loss1:rudp | veth-loss1:tcp | veth-loss1:kcptun) iperf_run "$2" veth 1 "$3" ;;
-	veth-loss5:rudp | veth-loss5:tcp | veth-loss5:kcptun) iperf_run "$2" veth 5 "$3" ;;
+	veth:rudp | veth:tcp | veth:tcpdef | veth:kcptun)
+		iperf_run "$2" veth "" "$3" ;;
+	veth-loss1:rudp | veth-loss1:tcp | veth-loss1:tcpdef | veth-loss1:kcptun)
+		iperf_run "$2" veth 1 "$3" ;;
+	veth-loss5:rudp | veth-loss5:tcp | veth-loss5:tcpdef | veth-loss5:kcptun)
+		iperf_run "$2" veth 5 "$3" ;;
 	connect:rudp | connect:tcp) lat_run "$2" connect "$3" ;;
 	pingpong:rudp | pingpong:tcp | pingpong:kcptun) lat_run "$2" pingpong "$3" ;;
 	integrity:rudp | integrity:tcp | integrity:kcptun) integ_run "$2" "$3" ;;
@@ -933,7 +949,11 @@ echo
 echo "- machine: $(nproc) CPUs, ${cpu:-unknown CPU}, Linux $(uname -r) $(uname -m)"
 echo "- load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- rudp $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- core shim include 2>/dev/null || echo ' (modified)'), $build_dir: release, NDEBUG"
-echo "- kernel TCP: $tcp_cc (this machine's default: $(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo '?'))"
+if [ "$tcp_def" = "$tcp_cc" ]; then
+	echo "- kernel TCP: $tcp_cc (also this machine's default)"
+else
+	echo "- kernel TCP: $tcp_cc, and $tcp_def (this machine's default) in the bulk rows"
+fi
 echo "- $(iperf3 --version | head -n 1), one connection, -t $secs -O $omit;" \
 	"$reps run(s) per cell ($lat_reps for latency), interleaved; medians;" \
 	"measuring took ${elapsed} s"
