@@ -635,7 +635,7 @@ static uint32_t wanted(const struct rudp__sock *s)
 	if (!s->eof_in && !s->plug && rudp__conn_can_send(c) &&
 	    rudp__sndbuf_space(&c->sb))
 		ev |= EPOLLIN | EPOLLRDHUP;
-	if (s->out_blocked)
+	if (s->out_blocked || s->accept_blocked)
 		ev |= EPOLLOUT;
 	return ev;
 }
@@ -720,8 +720,11 @@ static void on_sock(struct rudp__src *src, uint32_t events)
 		s->in_drained = false;
 		pump_in(s);
 	}
-	if (events & EPOLLOUT)
+	if (events & EPOLLOUT) {
+		/* For a listener: the program accepted, the pair has room. */
+		s->accept_blocked = false;
 		pump_out(s);
+	}
 	if (events & (EPOLLHUP | EPOLLERR)) {
 		/*
 		 * Both directions of the pair are shut.  Without our copy of
@@ -739,6 +742,106 @@ static void on_sock(struct rudp__src *src, uint32_t events)
 	mark_dirty(s);
 }
 
+/*
+ * Gives listener l's oldest established connection a socket of its own and
+ * sends the program's end down l's pair, where accept() picks it up.  The
+ * connection leaves the accept queue only once the record is in the pair:
+ * on failure (-EAGAIN when the pair is full) it is still queued, and the
+ * new socket, which the program never saw, is gone again.
+ */
+static int deliver(struct rudp__sock *l)
+{
+	struct rudp__conn *c = l->conn->aq_head;
+	struct rudp__accept_rec rec = { 0 };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = &rec, .iov_len = sizeof(rec) };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+	};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	struct rudp__sock *n;
+	ssize_t w;
+	int fd, r;
+
+	r = rudp__sock_new(l->domain, SOCK_CLOEXEC, false, true, &n, &fd);
+	if (r < 0)
+		return r;
+	rec.cookie = n->cookie;
+	memcpy(&rec.peer, &c->peer, c->peerlen);
+	rec.peerlen = c->peerlen;
+	rudp__sock_local_addr(l, &rec.local, &rec.locallen);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	do
+		w = sendmsg(l->core_fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w != (ssize_t)sizeof(rec)) {
+		/*
+		 * A record is far smaller than the least buffer a pair can
+		 * have, so it goes in whole or not at all.
+		 */
+		r = w < 0 ? -errno : -EIO;
+		goto fail;
+	}
+	/* In flight, the descriptor lives on in the message; fd is our hold. */
+	(void)rudp__conn_accept(l->conn);
+	l->inflight++;
+	n->conn = c;
+	n->handshake_done = true;
+	c->user = n;
+	c->user_owned = true;
+	n->lep = l->lep;
+	n->lep->refs++;
+	memcpy(n->opts, l->opts, sizeof(n->opts));
+	rudp__sock_apply_opts(n);
+	mark_dirty(n);
+	return 0;
+fail:
+	sock_destroy(n);
+	return r;
+}
+
+/*
+ * Hands listener l's established connections to the program, oldest first,
+ * for as long as its pair takes them.  What does not fit waits on the
+ * core's accept queue, where the backlog counts it as it would on TCP,
+ * until the program has accepted enough for epoll to report our end
+ * writable again (EPOLLOUT, see wanted()).  This runs in the service round,
+ * never from the core's event callback: the core is still using the
+ * connection there, and a failure here may end it.
+ */
+static void deliver_queued(struct rudp__sock *l)
+{
+	struct rudp__conn *c;
+	int r;
+
+	while (l->conn->aq_head && !l->accept_blocked) {
+		r = deliver(l);
+		if (r == -EAGAIN) {
+			l->accept_blocked = true;
+			break;
+		}
+		if (r < 0) {
+			/*
+			 * Out of descriptors or memory: nothing tells us when
+			 * that passes, so rather than leave the peer waiting
+			 * on a connection the program cannot see, reset it.
+			 */
+			rudp__log(RUDP__LOG_WARN,
+				  "cannot queue an accepted connection: %s",
+				  strerror(-r));
+			c = rudp__conn_accept(l->conn);
+			rudp__ep_release(c->ep, c);
+		}
+	}
+}
+
 /* Brings one socket's pumps and epoll registration up to date. */
 static void service_one(struct rudp__sock *s)
 {
@@ -748,6 +851,8 @@ static void service_one(struct rudp__sock *s)
 		return;
 	pump_out(s);
 	pump_in(s);
+	if (c->state == RUDP__LISTEN)
+		deliver_queued(s);
 	if (s->closing && (s->eof_in || c->state == RUDP__CLOSED)) {
 		rudp__conn_shutdown_write(c);
 		sock_destroy(s);
@@ -773,61 +878,6 @@ void rudp__sock_service(void)
 		s->dirty = false;
 		service_one(s);
 	}
-}
-
-/*
- * A listener's child is established: give it a socket of its own and send
- * the program's end down the listener's pair, where accept() picks it up.
- */
-static void deliver(struct rudp__sock *l, struct rudp__conn *c)
-{
-	struct rudp__accept_rec rec = { 0 };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = &rec, .iov_len = sizeof(rec) };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
-	};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	struct rudp__sock *n;
-	ssize_t r;
-	int fd;
-
-	if (rudp__sock_new(l->domain, SOCK_CLOEXEC, false, true, &n, &fd) < 0) {
-		rudp__ep_release(c->ep, c);
-		return;
-	}
-	n->conn = c;
-	n->handshake_done = true;
-	c->user = n;
-	c->user_owned = true;
-	n->lep = l->lep;
-	n->lep->refs++;
-	memcpy(n->opts, l->opts, sizeof(n->opts));
-	rudp__sock_apply_opts(n);
-	rec.cookie = n->cookie;
-	memcpy(&rec.peer, &c->peer, c->peerlen);
-	rec.peerlen = c->peerlen;
-	rudp__sock_local_addr(l, &rec.local, &rec.locallen);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	do
-		r = sendmsg(l->core_fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-	while (r < 0 && errno == EINTR);
-	/* In flight, the descriptor lives on in the message; fd is our hold. */
-	if (r == (ssize_t)sizeof(rec)) {
-		l->inflight++;
-		mark_dirty(n);
-		return;
-	}
-	rudp__log(RUDP__LOG_WARN, "cannot queue an accepted connection: %s",
-		  r < 0 ? strerror(errno) : "short write");
-	sock_destroy(n);
 }
 
 static unsigned backlog_extra(struct rudp__conn *l)
@@ -857,8 +907,12 @@ static void on_event(struct rudp__conn *c, enum rudp__event ev)
 		return;
 	switch (ev) {
 	case RUDP__EV_ACCEPT:
-		while (c->aq_head)
-			deliver(s, rudp__conn_accept(c));
+		/*
+		 * Delivered in the service round, after the core's call: a
+		 * socket must never be ended from inside it (the core goes on
+		 * using the connection once this returns).
+		 */
+		mark_dirty(s);
 		break;
 	case RUDP__EV_STATE:
 		if (c->state == RUDP__ESTABLISHED) {

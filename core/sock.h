@@ -44,6 +44,7 @@ struct rudp__sock {
 	bool closing;         /* the program let go: drain, then finish */
 	bool exiting;         /* process exit: what is in the pair is all */
 	bool dirty;           /* on the service list */
+	bool accept_blocked;  /* (listener) its pair is full: wait for room */
 	uint32_t watching;    /* epoll events registered, ~0u if none */
 	size_t plug;          /* bytes plugging the program's send buffer */
 	int sndbuf;           /* its send buffer size before the plug */
