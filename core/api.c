@@ -188,6 +188,7 @@ static int do_listen(struct rudp__sock *s, int backlog)
 	if (r == 0) {
 		rudp__sock_unplug(s);
 		rudp__sock_drop_hold(s);
+		rudp__sock_size_backlog(s, (unsigned)backlog);
 	}
 	return r;
 }

@@ -880,6 +880,33 @@ void rudp__sock_service(void)
 	}
 }
 
+/*
+ * What one accept record, with the descriptor it carries, takes of the
+ * pair's send buffer: the kernel charges the buffer it allocates for it
+ * (1280 bytes on Linux 6); 2 KiB leaves room for other kernels.
+ */
+#define ACCEPT_REC_COST 2048
+
+void rudp__sock_size_backlog(struct rudp__sock *s, unsigned backlog)
+{
+	int have = 0, want = (int)(backlog * ACCEPT_REC_COST);
+	socklen_t len = sizeof(have);
+
+	if (s->core_fd < 0 ||
+	    getsockopt(s->core_fd, SOL_SOCKET, SO_SNDBUF, &have, &len) < 0 ||
+	    have >= want)
+		return;
+	/*
+	 * The kernel doubles what it is given, for its bookkeeping.  Past
+	 * net.core.wmem_max only root may go (SO_SNDBUFFORCE); otherwise we
+	 * take what we get, and deliver_queued() waits for room instead.
+	 */
+	if (setsockopt(s->core_fd, SOL_SOCKET, SO_SNDBUFFORCE,
+		       &(int){ want / 2 }, sizeof(int)) < 0)
+		(void)setsockopt(s->core_fd, SOL_SOCKET, SO_SNDBUF,
+				 &(int){ want / 2 }, sizeof(int));
+}
+
 static unsigned backlog_extra(struct rudp__conn *l)
 {
 	struct rudp__sock *s = l->user;

@@ -123,6 +123,12 @@ void rudp__sock_unplug(struct rudp__sock *s);
 /* Closes our copy of the program's end (a listener needs none). */
 void rudp__sock_drop_hold(struct rudp__sock *s);
 
+/*
+ * Lets listener s's pair hold `backlog` accepted connections, so that
+ * every one the backlog admits can wait in accept() as on TCP.
+ */
+void rudp__sock_size_backlog(struct rudp__sock *s, unsigned backlog);
+
 /* Queues s for the next service round. */
 void rudp__sock_touch(struct rudp__sock *s);
 
