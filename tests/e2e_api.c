@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1522,6 +1523,249 @@ static int case_bad_arguments(void)
 	return 0;
 }
 
+/*
+ * Cases 11 and 12: NQUEUE connections established before the program
+ * accepts any, within a backlog of QBACKLOG.  Like TCP, the library must
+ * hold every one until it is accepted, and each must work once it is:
+ * none may be reset, however many the listener's socket pair (which
+ * carries accepted connections to the program) takes at a time.  Case 11
+ * runs with the pair as the library sets it up; case 12 shrinks the
+ * library's end of it to a few records first, as an unprivileged process
+ * could get with the usual net.core.wmem_max, so that connections must
+ * wait in the library until accept() makes room.
+ *
+ * Each accepted connection carries one number and then the listener's
+ * close: the connector must read the number and an orderly end of file.
+ * Data flows one way only, and the listener's send buffers are small,
+ * because each buffer that takes data is allocated (1 MiB by default) and
+ * meson's MALLOC_PERTURB_ makes every allocation cost a memset.
+ */
+
+#define NQUEUE 800
+#define QBACKLOG 1024
+
+/* Raises the soft RLIMIT_NOFILE to at least `need`, within the hard one. */
+static void raise_nofile(rlim_t need)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+		return;
+	rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
+	CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+}
+
+static int queue_connector(int ch, const void *arg)
+{
+	struct sockaddr_storage srv;
+	struct pollfd *pf = calloc(NQUEUE, sizeof(*pf));
+	int *fds = calloc(NQUEUE, sizeof(*fds));
+	bool *seen = calloc(NQUEUE, sizeof(*seen));
+	uint32_t *val = calloc(NQUEUE, sizeof(*val));
+	size_t *got = calloc(NQUEUE, sizeof(*got));
+	int ok = 0, clean = 0, pending = 0;
+	double t0, deadline;
+
+	(void)arg;
+	if (!CHECK(pf && fds && seen && val && got) ||
+	    !ch_recv(ch, &srv, sizeof(srv), 5000))
+		return 1;
+	/* Per connection: its pair, our copy of its end, its UDP socket. */
+	raise_nofile(4 * NQUEUE + 64);
+	t0 = now_s();
+	for (int i = 0; i < NQUEUE; i++) {
+		fds[i] = rudp_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (!CHECK(fds[i] >= 0))
+			return 1;
+		EXPECT_ERR(rudp_connect(fds[i], SA(&srv), sa_len(AF_INET)),
+			   EINPROGRESS);
+		pf[i] = (struct pollfd){ .fd = fds[i], .events = POLLOUT };
+		pending++;
+	}
+	deadline = t0 + 10.0;
+	while (pending && now_s() < deadline) {
+		int n = poll(pf, NQUEUE, ms_left(deadline));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		for (int i = 0; i < NQUEUE; i++) {
+			if (pf[i].fd < 0 || !pf[i].revents)
+				continue;
+			int err = sockopt_int(fds[i], SO_ERROR);
+			if (err == 0 && pf[i].revents == POLLOUT)
+				ok++;
+			else
+				diag("connection %d: revents %#x, SO_ERROR %d",
+				     i, (unsigned)pf[i].revents, err);
+			pf[i].fd = -1;
+			pending--;
+		}
+	}
+	diag("%d of %d connections established in %.3f s", ok, NQUEUE,
+	     now_s() - t0);
+	CHECK(ok == NQUEUE);
+	if (!ch_send(ch, &ok, sizeof(ok)))
+		return 1;
+	/*
+	 * A connection reset while it waited for accept() reports an error
+	 * here instead of its number and the end of file.
+	 */
+	for (int i = 0; i < NQUEUE; i++)
+		pf[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+	pending = NQUEUE;
+	deadline = now_s() + 15.0;
+	while (pending && now_s() < deadline) {
+		int n = poll(pf, NQUEUE, ms_left(deadline));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		for (int i = 0; i < NQUEUE; i++) {
+			if (pf[i].fd < 0 || !pf[i].revents)
+				continue;
+			ssize_t r = recv(fds[i], (char *)&val[i] + got[i],
+					 sizeof(val[i]) + 1 - got[i],
+					 MSG_DONTWAIT);
+			if (r < 0 && errno == EAGAIN)
+				continue;
+			if (r > 0) {
+				got[i] += (size_t)r;
+				if (got[i] <= sizeof(val[i]))
+					continue;
+			}
+			if (r == 0 && got[i] == sizeof(val[i]) &&
+			    val[i] < NQUEUE && !seen[val[i]]) {
+				seen[val[i]] = true;
+				clean++;
+			} else {
+				diag("connection %d: read %zd (%s) after %zu "
+				     "bytes", i, r,
+				     r < 0 ? errname(errno) : "-", got[i]);
+			}
+			pf[i].fd = -1;
+			pending--;
+		}
+	}
+	diag("%d of %d connections carried their number and ended cleanly",
+	     clean, NQUEUE);
+	CHECK(clean == NQUEUE);
+	ch_send(ch, &clean, sizeof(clean));
+	ch_get(ch, 'd', 15000);
+	for (int i = 0; i < NQUEUE; i++)
+		release(fds[i]);
+	free(pf);
+	free(fds);
+	free(seen);
+	free(val);
+	free(got);
+	return 0;
+}
+
+/*
+ * Finds the library's end of listener l's socket pair (a white-box step:
+ * a marker written into l can be read only there) and shrinks its send
+ * buffer to the minimum, which holds a handful of accept records.
+ */
+static bool shrink_listener_pair(int l)
+{
+	static const char marker[16] = "rudp-e2e-marker";
+	char buf[sizeof(marker)];
+	int dom;
+	socklen_t len;
+
+	if (!CHECK(send(l, marker, sizeof(marker), MSG_DONTWAIT) ==
+		   (ssize_t)sizeof(marker)))
+		return false;
+	for (int fd = 3; fd < 65536; fd++) {
+		len = sizeof(dom);
+		if (fd == l ||
+		    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) < 0 ||
+		    dom != AF_UNIX ||
+		    recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT) !=
+			    (ssize_t)sizeof(buf) ||
+		    memcmp(buf, marker, sizeof(buf)) != 0)
+			continue;
+		CHECK(recv(fd, buf, sizeof(buf), MSG_DONTWAIT) ==
+		      (ssize_t)sizeof(buf));
+		return CHECK(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){ 1 },
+					sizeof(int)) == 0);
+	}
+	diag("FAIL: the library's end of the listener's pair not found");
+	failures++;
+	return false;
+}
+
+static int queue_case(bool shrink)
+{
+	struct sockaddr_storage addr;
+	struct rudp_stats st;
+	int n = 0, ok = 0, clean = 0, fd = -1, c;
+	struct peer p;
+	double t0, deadline;
+
+	if (!spawn(&p, "connector", queue_connector, NULL))
+		return 1;
+	/* Per connection: our end, our copy of its end, the accepted one. */
+	raise_nofile(3 * NQUEUE + 64);
+	fd = rudp_listener(AF_INET, QBACKLOG, &addr);
+	if (fd < 0 || (shrink && !shrink_listener_pair(fd)) ||
+	    !CHECK(rudp_setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){ 16384 },
+				   sizeof(int)) == 0) ||
+	    !ch_send(p.ch, &addr, sizeof(addr)))
+		goto out;
+	/* Nothing is accepted until every connection is established. */
+	if (!ch_recv(p.ch, &ok, sizeof(ok), 20000) || !CHECK(ok == NQUEUE))
+		goto out;
+	t0 = now_s();
+	deadline = t0 + 10.0;
+	while (n < NQUEUE) {
+		int rev = poll_one(fd, POLLIN, ms_left(deadline));
+		if (rev <= 0)
+			break;
+		c = rudp_accept(fd, NULL, NULL);
+		if (c < 0 && errno == EAGAIN)
+			continue;
+		if (!CHECK(c >= 0))
+			break;
+		uint32_t v = (uint32_t)n++;
+		CHECK(send(c, &v, sizeof(v), MSG_NOSIGNAL) ==
+		      (ssize_t)sizeof(v));
+		/*
+		 * Not close_checked(): the loop thread makes pairs for the
+		 * connections still queued meanwhile, and may take the
+		 * number this frees at once.
+		 */
+		CHECK(rudp_close(c) == 0);
+	}
+	diag("accepted %d of %d in %.3f s", n, NQUEUE, now_s() - t0);
+	CHECK(n == NQUEUE);
+	if (ch_recv(p.ch, &clean, sizeof(clean), 20000))
+		CHECK(clean == NQUEUE);
+	CHECK(rudp_get_stats(&st, sizeof(st)) == 0);
+	diag("listener stats: backlog_drops %llu, resets_out %llu, "
+	     "retransmits %llu", st.backlog_drops, st.resets_out,
+	     st.retransmits);
+	CHECK(st.backlog_drops == 0);
+	CHECK(st.resets_out == 0);
+	ch_put(p.ch, 'd');
+out:
+	reap(&p, 20000);
+	if (fd >= 0)
+		close_checked(fd, "listener");
+	return 0;
+}
+
+static int case_queue(void)
+{
+	return queue_case(false);
+}
+
+static int case_queue_small_pair(void)
+{
+	return queue_case(true);
+}
+
 struct tcase {
 	const char *name;
 	int (*fn)(void);
@@ -1547,6 +1791,10 @@ static const struct tcase cases[] = {
 	{ "closing: rudp_close, close(2), descriptor reuse", case_closing,
 	  30 },
 	{ "bad arguments and wrong states", case_bad_arguments, 30 },
+	{ "800 connections wait for accept within a backlog of 1024",
+	  case_queue, 60 },
+	{ "the same through a listener pair that holds a few at a time",
+	  case_queue_small_pair, 60 },
 };
 
 /* Whether case i (from 0) was asked for: all of them when argv names none. */
