@@ -1046,7 +1046,7 @@ printf '%s\n' "${rows[@]}" | md_table
 echo
 echo "Notes:"
 echo "- Gbit/s: iperf3's receiver rate, higher is better; µs: lower is better."
-echo "  rudp/TCP and rudp/kcptun are rudp's median divided by the other's: above"
+echo "  The rudp/X columns are rudp's median divided by column X's: above"
 echo "  1 rudp is faster in Gbit/s rows and slower in µs rows."
 echo "- kcptun: program -> kcptun-client (TCP, 127.0.0.1 on the client's side)"
 echo "  -> KCP over UDP -> kcptun-server -> TCP 127.0.0.1 -> program, with the"
