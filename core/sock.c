@@ -346,7 +346,6 @@ fail:
 	return r;
 }
 
-
 int rudp__sock_new_remote(int fd, int domain,
 			  const struct rudp__accept_rec *rec,
 			  struct rudp__sock **out)
