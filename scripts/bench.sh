@@ -13,7 +13,7 @@
 # medians.
 #
 #   scripts/bench.sh                # about 7 minutes
-#   BENCH_QUICK=1 scripts/bench.sh  # about 1.5 minutes: 1 run per cell, -t 2
+#   BENCH_QUICK=1 scripts/bench.sh  # about 2.5 minutes: 1 run per cell, -t 2
 #
 # BENCH_QUICK  1 for the short run
 # BENCH_REPS   runs per cell (default 3, quick 1; the latency rows get at
