@@ -595,6 +595,9 @@ fail:
 	return r;
 }
 
+/* TIME_WAIT of a connection with a UDP socket of its own (see below). */
+#define CONNECTED_TIME_WAIT RUDP__MSEC
+
 int rudp__lep_connect(struct rudp__lep *lep, const struct sockaddr *peer,
 		      socklen_t peerlen)
 {
@@ -606,6 +609,21 @@ int rudp__lep_connect(struct rudp__lep *lep, const struct sockaddr *peer,
 	if (r < 0)
 		return -errno;
 	lep->connected = true;
+	/*
+	 * A connected socket serves one connection, and a TIME_WAIT of
+	 * seconds would hold its descriptor that long (kernel TCP's holds
+	 * none): a client making hundreds of short connections a second
+	 * would run out.  What the wait is for, acking the peer's FIN again
+	 * when our ack was lost, the peer gets from ICMP port unreachable
+	 * once the socket is gone (a connection whose peer's FIN is in ends
+	 * cleanly on it), and random connection ids keep an old segment out
+	 * of a later connection on the same port.  So the wait here only
+	 * lets the final ack leave, which happens in the same round.  The
+	 * cost: where ICMP is filtered, a peer whose last ack was lost
+	 * retransmits its FIN until it gives up (its program has closed).
+	 */
+	if (lep->ep.cfg.time_wait > CONNECTED_TIME_WAIT)
+		lep->ep.cfg.time_wait = CONNECTED_TIME_WAIT;
 	return 0;
 }
 

@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -1766,6 +1767,90 @@ static int case_queue_small_pair(void)
 	return queue_case(true);
 }
 
+/*
+ * Case 13: a client that closes first, 100 times in a row.  Each connecting
+ * socket has a UDP socket of its own, and TIME_WAIT must not keep it: kernel
+ * TCP's TIME_WAIT holds no descriptor, and a client making hundreds of short
+ * connections a second would otherwise run out of them.
+ */
+#define SHORT_CONNS 100
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static int short_connector(int ch, const void *arg)
+{
+	struct sockaddr_storage srv;
+	int before, after = -1;
+
+	(void)arg;
+	if (!ch_recv(ch, &srv, sizeof(srv), 5000))
+		return 1;
+	before = count_fds();
+	for (int i = 0; i < SHORT_CONNS; i++) {
+		int fd = rudp_socket(AF_INET, SOCK_STREAM, 0);
+		if (!CHECK(fd >= 0) ||
+		    !CHECK(rudp_connect(fd, SA(&srv), sa_len(AF_INET)) == 0))
+			return 1;
+		CHECK(rudp_close(fd) == 0);
+	}
+	/*
+	 * The listener closes its side once it has read each end of stream;
+	 * then each connection here is in TIME_WAIT.  The loop thread's own
+	 * descriptors (epoll, timer, wake-up) and a few in flight may remain.
+	 */
+	if (!ch_get(ch, 'd', 10000))
+		return 1;
+	double t0 = now_s();
+	while (now_s() - t0 < 1.0) {
+		after = count_fds();
+		if (after <= before + 8)
+			break;
+		usleep(10000);
+	}
+	diag("descriptors: %d before, %d after %d connections closed first "
+	     "(%.3f s)", before, after, SHORT_CONNS, now_s() - t0);
+	CHECK(after >= 0 && after <= before + 8);
+	return 0;
+}
+
+static int case_short_connections(void)
+{
+	struct sockaddr_storage addr;
+	struct peer p;
+	int fd, n = 0;
+
+	if (!spawn(&p, "connector", short_connector, NULL))
+		return 1;
+	fd = rudp_listener(AF_INET, 64, &addr);
+	if (fd < 0 || !ch_send(p.ch, &addr, sizeof(addr)))
+		goto out;
+	for (; n < SHORT_CONNS; n++) {
+		int c = rudp_accept(fd, NULL, NULL);
+		if (!CHECK(c >= 0))
+			break;
+		CHECK(wait_eof(c, 5000) >= 0);
+		close_checked(c, "accepted socket");
+	}
+	CHECK(n == SHORT_CONNS);
+	ch_put(p.ch, 'd');
+out:
+	reap(&p, 10000);
+	if (fd >= 0)
+		close_checked(fd, "listener");
+	return 0;
+}
+
 struct tcase {
 	const char *name;
 	int (*fn)(void);
@@ -1795,6 +1880,8 @@ static const struct tcase cases[] = {
 	  case_queue, 60 },
 	{ "the same through a listener pair that holds a few at a time",
 	  case_queue_small_pair, 60 },
+	{ "100 connections closed first: TIME_WAIT keeps no descriptor",
+	  case_short_connections, 30 },
 };
 
 /* Whether case i (from 0) was asked for: all of them when argv names none. */
