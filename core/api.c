@@ -299,21 +299,11 @@ static int adopt(struct rudp__sock *l, int fd,
 static int do_accept(int fd, struct sockaddr *addr, socklen_t *len,
 		     int flags, bool maybe)
 {
-	struct rudp__accept_rec rec;
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = &rec, .iov_len = sizeof(rec) };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
-	};
+	struct rudp__accept_msg m;
 	struct cmsghdr *cm;
 	struct rudp__sock *s;
 	ssize_t n;
 	int nfd = -1, r;
-
 	uint64_t cookie;
 
 	/* One SO_COOKIE read; not ours is decided without the loop's lock. */
@@ -330,7 +320,6 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *len,
 	       : (s->remote ? s->listening
 			    : s->conn && s->conn->state == RUDP__LISTEN)
 		 ? 0 : -EINVAL;
-	uint64_t lcookie = s ? s->cookie : 0;
 	rudp__loop_unlock();
 	if (r < 0)
 		return r;
@@ -339,17 +328,16 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *len,
 	 * sleeps in recvmsg() (restarted or interrupted by signals exactly as
 	 * accept() would be), a non-blocking one gets EAGAIN from it.
 	 */
-	do
-		n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR && 0);
+	rudp__accept_msg_init(&m);
+	n = recvmsg(fd, &m.msg, MSG_CMSG_CLOEXEC);
 	if (n < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
+	for (cm = CMSG_FIRSTHDR(&m.msg); cm; cm = CMSG_NXTHDR(&m.msg, cm))
 		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
 			memcpy(&nfd, CMSG_DATA(cm), sizeof(int));
 	if (n == 0)
 		return -EINVAL; /* the listener was shut down */
-	if (nfd < 0 || n != (ssize_t)sizeof(rec)) {
+	if (nfd < 0 || n != (ssize_t)sizeof(m.rec)) {
 		if (nfd >= 0)
 			close(nfd);
 		return -ECONNABORTED;
@@ -362,12 +350,12 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *len,
 	r = rudp__loop_lock(&hooks);
 	if (r < 0)
 		goto fail;
-	s = rudp__sock_find(lcookie);
-	r = s ? adopt(s, nfd, &rec) : -EBADF;
+	s = rudp__sock_find(cookie);
+	r = s ? adopt(s, nfd, &m.rec) : -EBADF;
 	rudp__loop_unlock();
 	if (r < 0)
 		goto fail;
-	copy_addr(&rec.peer, rec.peerlen, addr, len);
+	copy_addr(&m.rec.peer, m.rec.peerlen, addr, len);
 	return nfd;
 fail:
 	close(nfd);

@@ -748,39 +748,44 @@ static void on_sock(struct rudp__src *src, uint32_t events)
  * on failure (-EAGAIN when the pair is full) it is still queued, and the
  * new socket, which the program never saw, is gone again.
  */
+void rudp__accept_msg_init(struct rudp__accept_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->iov.iov_base = &m->rec;
+	m->iov.iov_len = sizeof(m->rec);
+	m->msg.msg_iov = &m->iov;
+	m->msg.msg_iovlen = 1;
+	m->msg.msg_control = m->cbuf;
+	m->msg.msg_controllen = sizeof(m->cbuf);
+}
+
 static int deliver(struct rudp__sock *l)
 {
 	struct rudp__conn *c = l->conn->aq_head;
-	struct rudp__accept_rec rec = { 0 };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = &rec, .iov_len = sizeof(rec) };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
-	};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	struct rudp__accept_msg m;
+	struct rudp__accept_rec *rec = &m.rec;
+	struct cmsghdr *cm;
 	struct rudp__sock *n;
 	ssize_t w;
 	int fd, r;
 
+	rudp__accept_msg_init(&m);
+	cm = CMSG_FIRSTHDR(&m.msg);
 	r = rudp__sock_new(l->domain, SOCK_CLOEXEC, false, true, &n, &fd);
 	if (r < 0)
 		return r;
-	rec.cookie = n->cookie;
-	memcpy(&rec.peer, &c->peer, c->peerlen);
-	rec.peerlen = c->peerlen;
-	rudp__sock_local_addr(l, &rec.local, &rec.locallen);
+	rec->cookie = n->cookie;
+	memcpy(&rec->peer, &c->peer, c->peerlen);
+	rec->peerlen = c->peerlen;
+	rudp__sock_local_addr(l, &rec->local, &rec->locallen);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
 	do
-		w = sendmsg(l->core_fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+		w = sendmsg(l->core_fd, &m.msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 	while (w < 0 && errno == EINTR);
-	if (w != (ssize_t)sizeof(rec)) {
+	if (w != (ssize_t)sizeof(*rec)) {
 		/*
 		 * A record is far smaller than the least buffer a pair can
 		 * have, so it goes in whole or not at all.

@@ -68,6 +68,21 @@ struct rudp__accept_rec {
 	struct sockaddr_storage peer, local;
 };
 
+/*
+ * The message a record travels in down the listener's pair, with room for
+ * the one descriptor it carries (SCM_RIGHTS): the same layout for the
+ * library that sends it and the accept() that receives it.
+ */
+struct rudp__accept_msg {
+	struct rudp__accept_rec rec;
+	_Alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov;
+	struct msghdr msg;
+};
+
+/* Points m's header at its own record and control space. */
+void rudp__accept_msg_init(struct rudp__accept_msg *m);
+
 extern const struct rudp__loop_hooks rudp__sock_hooks;
 
 /* How many sockets exist; read without the lock by the shim's fast path. */
