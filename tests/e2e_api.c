@@ -1120,40 +1120,34 @@ out:
 }
 
 /*
- * Case 8: NCONC non-blocking connects from one process, all in flight at
- * once, to a listener with backlog 128 in another.
+ * Non-blocking connects from each of fds[0..n) to srv, all in flight at
+ * once, waited for up to 10 s: returns how many succeeded (writable with
+ * SO_ERROR 0), says why the others did not, and leaves in *pending how
+ * many never finished.
  */
-
-static int many_connector(int ch, const void *arg)
+static int connect_all(const int *fds, int n,
+		       const struct sockaddr_storage *srv, int *pending)
 {
-	struct sockaddr_storage srv;
-	struct pollfd pf[NCONC];
-	int fds[NCONC], ok = 0, pending = 0;
-	double t0, deadline;
+	struct pollfd *pf = calloc((size_t)n, sizeof(*pf));
+	double t0 = now_s(), deadline = t0 + 10.0;
+	int ok = 0;
 
-	(void)arg;
-	if (!ch_recv(ch, &srv, sizeof(srv), 5000))
-		return 1;
-	for (int i = 0; i < NCONC; i++) {
-		fds[i] = rudp_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-		if (!CHECK(fds[i] >= 0))
-			return 1;
-	}
-	t0 = now_s();
-	for (int i = 0; i < NCONC; i++) {
-		EXPECT_ERR(rudp_connect(fds[i], SA(&srv), sa_len(AF_INET)),
+	*pending = 0;
+	if (!CHECK(pf))
+		return 0;
+	for (int i = 0; i < n; i++) {
+		EXPECT_ERR(rudp_connect(fds[i], SA(srv), sa_len(AF_INET)),
 			   EINPROGRESS);
 		pf[i] = (struct pollfd){ .fd = fds[i], .events = POLLOUT };
-		pending++;
+		(*pending)++;
 	}
-	deadline = t0 + 10.0;
-	while (pending && now_s() < deadline) {
-		int n = poll(pf, NCONC, ms_left(deadline));
-		if (n < 0 && errno == EINTR)
+	while (*pending && now_s() < deadline) {
+		int r = poll(pf, (nfds_t)n, ms_left(deadline));
+		if (r < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (r <= 0)
 			break;
-		for (int i = 0; i < NCONC; i++) {
+		for (int i = 0; i < n; i++) {
 			if (pf[i].fd < 0 || !pf[i].revents)
 				continue;
 			int err = sockopt_int(fds[i], SO_ERROR);
@@ -1164,11 +1158,34 @@ static int many_connector(int ch, const void *arg)
 				     i, (unsigned)pf[i].revents, err);
 			/* A negative fd makes poll skip the entry. */
 			pf[i].fd = -1;
-			pending--;
+			(*pending)--;
 		}
 	}
-	diag("%d of %d connections established in %.3f s", ok, NCONC,
+	diag("%d of %d connections established in %.3f s", ok, n,
 	     now_s() - t0);
+	free(pf);
+	return ok;
+}
+
+/*
+ * Case 8: NCONC non-blocking connects from one process, all in flight at
+ * once, to a listener with backlog 128 in another.
+ */
+
+static int many_connector(int ch, const void *arg)
+{
+	struct sockaddr_storage srv;
+	int fds[NCONC], ok, pending;
+
+	(void)arg;
+	if (!ch_recv(ch, &srv, sizeof(srv), 5000))
+		return 1;
+	for (int i = 0; i < NCONC; i++) {
+		fds[i] = rudp_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (!CHECK(fds[i] >= 0))
+			return 1;
+	}
+	ok = connect_all(fds, NCONC, &srv, &pending);
 	CHECK(ok == NCONC);
 	CHECK(pending == 0);
 	CHECK(ch_send(ch, &ok, sizeof(ok)));
@@ -1564,8 +1581,8 @@ static int queue_connector(int ch, const void *arg)
 	bool *seen = calloc(NQUEUE, sizeof(*seen));
 	uint32_t *val = calloc(NQUEUE, sizeof(*val));
 	size_t *got = calloc(NQUEUE, sizeof(*got));
-	int ok = 0, clean = 0, pending = 0;
-	double t0, deadline;
+	int ok, clean = 0, pending;
+	double deadline;
 
 	(void)arg;
 	if (!CHECK(pf && fds && seen && val && got) ||
@@ -1573,38 +1590,12 @@ static int queue_connector(int ch, const void *arg)
 		return 1;
 	/* Per connection: its pair, our copy of its end, its UDP socket. */
 	raise_nofile(4 * NQUEUE + 64);
-	t0 = now_s();
 	for (int i = 0; i < NQUEUE; i++) {
 		fds[i] = rudp_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 		if (!CHECK(fds[i] >= 0))
 			return 1;
-		EXPECT_ERR(rudp_connect(fds[i], SA(&srv), sa_len(AF_INET)),
-			   EINPROGRESS);
-		pf[i] = (struct pollfd){ .fd = fds[i], .events = POLLOUT };
-		pending++;
 	}
-	deadline = t0 + 10.0;
-	while (pending && now_s() < deadline) {
-		int n = poll(pf, NQUEUE, ms_left(deadline));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		for (int i = 0; i < NQUEUE; i++) {
-			if (pf[i].fd < 0 || !pf[i].revents)
-				continue;
-			int err = sockopt_int(fds[i], SO_ERROR);
-			if (err == 0 && pf[i].revents == POLLOUT)
-				ok++;
-			else
-				diag("connection %d: revents %#x, SO_ERROR %d",
-				     i, (unsigned)pf[i].revents, err);
-			pf[i].fd = -1;
-			pending--;
-		}
-	}
-	diag("%d of %d connections established in %.3f s", ok, NQUEUE,
-	     now_s() - t0);
+	ok = connect_all(fds, NQUEUE, &srv, &pending);
 	CHECK(ok == NQUEUE);
 	if (!ch_send(ch, &ok, sizeof(ok)))
 		return 1;
