@@ -618,6 +618,23 @@ static bool a_gone(struct sim *s)
 }
 
 /*
+ * What the API does when A's program closes its socket: the connection is
+ * orphaned, sends its FIN and is the endpoint's to end.  Returns it, for
+ * looking at after it is gone from ca.
+ */
+static const struct rudp__conn *orphan_a(void)
+{
+	const struct rudp__conn *gone = ca;
+
+	app_a.c = NULL;
+	ca->app_closed = true;
+	rudp__conn_shutdown_write(ca);
+	rudp__ep_release(&sim.node[A].ep, ca);
+	ca = NULL;
+	return gone;
+}
+
+/*
  * A's program closes and goes away (the connection is orphaned) while B
  * never closes: A's FIN_WAIT_2 does not wait for B's FIN for ever, but
  * gives up fin_timeout after it got there.
@@ -634,13 +651,7 @@ START_TEST(test_stream_orphan_fin_wait_2_times_out)
 	cfg.fin_timeout = 10 * S;
 	init_sim(1);
 	connect_apps();
-	/* What the API does when the program closes its socket. */
-	app_a.c = NULL;
-	ca->app_closed = true;
-	rudp__conn_shutdown_write(ca);
-	gone = ca;
-	rudp__ep_release(&sim.node[A].ep, ca);
-	ca = NULL;
+	gone = orphan_a();
 	ck_assert(sim_run(&sim, sim.now + 60 * S, a_gone));
 	states_are(A, gone, a_want, NSTATES(a_want));
 	ck_assert_int_eq(sim.node[A].last_err, 0);
@@ -667,15 +678,10 @@ START_TEST(test_stream_orphaned_in_fin_wait_2_times_out)
 	connect_apps();
 	app_a.shut_when_done = true;
 	ck_assert(sim_run(&sim, sim.now + 10 * S, a_fin_wait_2_b_close_wait));
-	/* Now the program closes: what the API does, as above. */
+	/* Now the program closes. */
 	ck_assert(sim_run(&sim, sim.now + 1 * S, NULL));
 	rudp__usec closed_at = sim.now;
-	app_a.c = NULL;
-	ca->app_closed = true;
-	rudp__conn_shutdown_write(ca);
-	gone = ca;
-	rudp__ep_release(&sim.node[A].ep, ca);
-	ca = NULL;
+	gone = orphan_a();
 	bool ended = sim_run(&sim, closed_at + cfg.fin_timeout, a_gone);
 	ck_assert_msg(ended, "orphan still in %s %s after its program closed "
 		      "(fin_timeout %llu s)", rudp__state_name(gone->state),
