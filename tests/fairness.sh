@@ -70,6 +70,7 @@ ip -n "$rtr" addr add 10.79.1.2/24 dev left
 ip -n "$rtr" addr add 10.79.2.2/24 dev right
 ip -n "$srv" addr add 10.79.2.1/24 dev eth0
 for nd in "$cli eth0" "$rtr left" "$rtr right" "$srv eth0"; do
+	# shellcheck disable=SC2086 # "namespace device", split on purpose
 	set -- $nd
 	ip -n "$1" link set lo up
 	ip -n "$1" link set "$2" up
@@ -104,18 +105,10 @@ if ! ip netns exec "$cli" sysctl -n net.ipv4.tcp_available_congestion_control |
 	say "warning: no CUBIC in this kernel; TCP uses $tcpcc"
 fi
 
-# An ASan-built shim needs the ASan runtime loaded first (as in
-# tests/shim/run.sh); ldd's output is read whole, not piped into grep -q.
-preload=$shim
-deps=$(ldd "$shim" 2>/dev/null || true)
-if [[ $deps == *libasan* ]]; then
-	asan=$(awk '/libasan/ { print $3 }' <<<"$deps")
-	[ -r "$asan" ] || asan=$(gcc -print-file-name=libasan.so)
-	preload="$asan:$shim"
-	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-	export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
-fi
-shimmed=(env LD_PRELOAD="$preload" RUDP_PORTS=$rport RUDP_EXIT_LINGER_MS=2000)
+# shellcheck source=preload.sh
+source "$(dirname "${BASH_SOURCE[0]}")/preload.sh"
+shim_preload "$shim"
+shimmed=(env LD_PRELOAD="$PRELOAD" RUDP_PORTS="$rport" RUDP_EXIT_LINGER_MS=2000)
 packets() {
 	ip netns exec "$rtr" nft list counter inet fair "$1" |
 		sed -n 's/.*packets \([0-9]*\).*/\1/p'
@@ -126,9 +119,9 @@ packets() {
 run_once() {
 	local rc tc_ udp tcp
 	ip netns exec "$srv" "${shimmed[@]}" iperf3 -s -1 -p $rport >/dev/null 2>&1 &
-	pids+=($!)
+	pids+=("$!")
 	ip netns exec "$srv" iperf3 -s -1 -p $tport >/dev/null 2>&1 &
-	pids+=($!)
+	pids+=("$!")
 	sleep 0.5
 	total=$((secs + omit))
 	ip netns exec "$cli" "${shimmed[@]}" iperf3 -c 10.79.2.1 -p $rport \

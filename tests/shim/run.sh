@@ -42,19 +42,10 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 need "$PYTHON"
 
-PRELOAD=$RUDP_SHIM
-# (ldd's output is read whole: with pipefail, `ldd | grep -q` fails whenever
-# grep's early exit makes ldd die of SIGPIPE.)
-deps=$(ldd "$RUDP_SHIM" 2>/dev/null || true)
-if [[ $deps == *libasan* ]]; then
-	asan=$(awk '/libasan/ { print $3 }' <<<"$deps")
-	[ -r "$asan" ] || asan=$(gcc -print-file-name=libasan.so)
-	PRELOAD="$asan:$RUDP_SHIM"
-	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-	# Undefined behaviour in the shim fails the case, as a memory error does.
-	export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
-	say "the shim is ASan-built: LD_PRELOAD=$PRELOAD"
-fi
+# shellcheck source=../preload.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../preload.sh"
+shim_preload "$RUDP_SHIM"
+[ "$PRELOAD" = "$RUDP_SHIM" ] || say "the shim is ASan-built: LD_PRELOAD=$PRELOAD"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rudp-shim-$name.XXXXXX")
 pids=()
