@@ -29,7 +29,7 @@
 # BENCH_TCP_CC the kernel TCP column's congestion control (default cubic,
 #              as the targets say; the machine's default may be another)
 # BENCH_ROWS   only these rows, by name, comma- or space-separated (loopback
-#              relay relay-loss1 relay-loss5 veth veth-loss1 veth-loss5
+#              ceiling relay relay-loss1 relay-loss5 veth veth-loss1 veth-loss5
 #              fairness connect pingpong integrity conns; default all)
 # BENCH_COLUMNS  only these columns (rudp tcp kcptun; default all)
 # BENCH_PORT   first port to try (default: 20000 plus a per-process offset);
@@ -106,10 +106,11 @@ fi
 # Why a whole column cannot run here (set below), if it cannot.
 declare -A COL_NOTE=()
 
-SCENARIOS=(loopback relay relay-loss1 relay-loss5 veth veth-loss1
+SCENARIOS=(loopback ceiling relay relay-loss1 relay-loss5 veth veth-loss1
 	veth-loss5 fairness connect pingpong integrity conns)
 declare -A SC_TITLE=(
 	[loopback]="loopback"
+	[ceiling]="loopback, rudp's path without protocol"
 	[relay]="relay, no loss"
 	[relay-loss1]="relay, 1% loss"
 	[relay-loss5]="relay, 5% loss"
@@ -155,7 +156,7 @@ if [ -n "${BENCH_ROWS:-}" ]; then
 	unset wanted kept
 fi
 declare -A SC_UNIT=(
-	[loopback]=Gbit/s [relay]=Gbit/s [relay-loss1]=Gbit/s
+	[loopback]=Gbit/s [ceiling]=Gbit/s [relay]=Gbit/s [relay-loss1]=Gbit/s
 	[relay-loss5]=Gbit/s [veth]=Gbit/s [veth-loss1]=Gbit/s
 	[veth-loss5]=Gbit/s [fairness]=share [connect]=µs [pingpong]=µs [integrity]=sha256
 )
@@ -289,6 +290,7 @@ run_failed() {
 
 shim=$RUDP_ROOT/$build_dir/shim/librudp_shim.so
 relay_bin=$RUDP_ROOT/$build_dir/tests/udp-relay
+ceiling_bin=$RUDP_ROOT/$build_dir/bench/ceiling
 
 # wrap_cmd COL PORT: sets wrap=(...) to prefix a command with.
 wrap=()
@@ -806,6 +808,8 @@ measure() {
 	case $1:$2 in
 	loopback:rudp | loopback:tcp | loopback:tcpdef | loopback:kcptun)
 		iperf_run "$2" lo "" "$3" ;;
+	ceiling:rudp) ceiling_run "$3" ;;
+	ceiling:tcp | ceiling:tcpdef) iperf_run "$2" lo "" "$3" ;;
 	relay:rudp | relay:tcp | relay:tcpdef | relay:kcptun)
 		iperf_run "$2" relay "" "$3" ;;
 	relay-loss1:rudp | relay-loss1:kcptun) iperf_run "$2" relay 1 "$3" ;;
@@ -837,6 +841,18 @@ fair_run() {
 	say "$out"
 	result=$(sed -n 's/.*rudp share \([0-9.]*\).*/\1/p' <<<"$out")
 	[ -n "$result" ]
+}
+
+# ceiling_run REP: bench/ceiling moves bytes through the kernel objects and
+# threads rudp's data path crosses on loopback (two socket pairs, two
+# forwarding threads, UDP), with no protocol and no copy in user space: the
+# most any protocol built this way could reach here.
+ceiling_run() {
+	if ! result=$("$ceiling_bin" "$secs" 2>"$tmp/ceiling.err" |
+		sed -n 's/^\([0-9.]*\) Gbit\/s$/\1/p') || [ -z "$result" ]; then
+		run_failed "ceiling run $1 failed" ceiling.err
+		return 1
+	fi
 }
 
 # What a row needs before its runs; sets skip_reason when it cannot run.
@@ -887,7 +903,7 @@ fi
 
 say "configuring and building $build_dir (release)"
 ensure_configured "$build_dir" -Dbuildtype=release -Db_ndebug=true >&2
-ninja -C "$build_dir" shim/librudp_shim.so tests/udp-relay >&2 ||
+ninja -C "$build_dir" shim/librudp_shim.so tests/udp-relay bench/ceiling >&2 ||
 	die "the build failed"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -1052,6 +1068,11 @@ echo "- kcptun: program -> kcptun-client (TCP, 127.0.0.1 on the client's side)"
 echo "  -> KCP over UDP -> kcptun-server -> TCP 127.0.0.1 -> program, with the"
 echo "  flags above; rudp sends ~64 KB datagrams on loopback, kcptun 1500 bytes."
 echo "- loopback: 127.0.0.1, MTU 65536, so rudp sends ~64 KB datagrams there."
+echo "- loopback, rudp's path without protocol: bench/ceiling, in the rudp"
+echo "  column: the socket pairs, forwarding threads and UDP socket a byte"
+echo "  crosses under the shim, 65,000-byte datagrams, acks every 8, an 8 MiB"
+echo "  window, no protocol state and no copy in user space; the TCP columns"
+echo "  measure loopback again. Its ratio bounds what this design can reach."
 echo "- relay: rudp, and kcptun's UDP between its two ends, through udp-relay"
 echo "  (tests/relay.c); kernel TCP through a socat TCP relay (TCP-LISTEN,fork"
 echo "  -> TCP, 64 KiB buffer), all on loopback."
