@@ -280,6 +280,7 @@ static int loop_start(void)
 	int r;
 
 	read_config();
+	rudp__ownfd_init();
 	rudp__heap_init(&L.timers);
 	if (!L.tx.buf && rudp__udpio_init(&L.tx, &L.rx) < 0) {
 		errno = ENOMEM;
@@ -287,12 +288,10 @@ static int loop_start(void)
 	}
 	L.timer_src.kind = RUDP__SRC_TIMER;
 	L.wake_src.kind = RUDP__SRC_WAKE;
-	L.epfd = epoll_create1(EPOLL_CLOEXEC);
-	L.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	L.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	rudp__ownfd_add(L.epfd);
-	rudp__ownfd_add(L.tfd);
-	rudp__ownfd_add(L.efd);
+	L.epfd = rudp__ownfd_adopt(epoll_create1(EPOLL_CLOEXEC));
+	L.tfd = rudp__ownfd_adopt(timerfd_create(CLOCK_MONOTONIC,
+						 TFD_CLOEXEC | TFD_NONBLOCK));
+	L.efd = rudp__ownfd_adopt(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
 	if (L.epfd < 0 || L.tfd < 0 || L.efd < 0)
 		goto fail;
 	ev.data.ptr = &L.timer_src;
@@ -548,12 +547,12 @@ int rudp__lep_open(int domain, const struct sockaddr *local,
 	lep->domain = domain;
 	lep->refs = 1;
 	rudp__timer_init(&lep->timer);
-	lep->fd = socket(domain, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	lep->fd = rudp__ownfd_adopt(socket(domain, SOCK_DGRAM | SOCK_NONBLOCK |
+						       SOCK_CLOEXEC, 0));
 	if (lep->fd < 0) {
 		r = -errno;
 		goto fail;
 	}
-	rudp__ownfd_add(lep->fd);
 	size_bufs(lep->fd);
 	rudp__udpio_enable_gro(lep->fd);
 	r = rudp__ep_init(&lep->ep, &L.cfg, &ops);
@@ -949,6 +948,7 @@ static void at_fork_child(void)
 	}
 	for (int fd = rudp__ownfd_next(0); fd >= 0; fd = rudp__ownfd_next(fd))
 		rudp__ownfd_close(fd);
+	rudp__ownfd_fork_child();
 	L.epfd = L.tfd = L.efd = -1;
 	L.armed = RUDP__NEVER;
 	/* Never hand the child the parent's unused random bytes. */

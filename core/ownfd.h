@@ -14,6 +14,26 @@
 /* Descriptors at or above this are not tracked (and so not protected). */
 #define RUDP__OWNFD_MAX (1 << 20)
 
+/*
+ * Makes room for our descriptors above the program's (once per process,
+ * lock held): when the soft RLIMIT_NOFILE is below the hard one, it is
+ * raised and ours are numbered from the old soft limit up.
+ */
+void rudp__ownfd_init(void);
+
+/* A forked child gets the program's soft limit back. */
+void rudp__ownfd_fork_child(void);
+
+/*
+ * Takes fd as ours: moves it above the program's range when there is room
+ * (fd itself is closed then) and returns the descriptor to use.  A
+ * negative fd is returned unchanged.
+ */
+int rudp__ownfd_adopt(int fd);
+
+/* A copy of fd, ours and close-on-exec, above the program's range. */
+int rudp__ownfd_dup(int fd);
+
 void rudp__ownfd_add(int fd);
 void rudp__ownfd_del(int fd);
 bool rudp__ownfd_has(int fd);

@@ -298,8 +298,7 @@ int rudp__sock_new(int domain, int flags, bool plugged, bool end_is_hold,
 		r = -errno;
 		goto fail;
 	}
-	s->core_fd = sv[1];
-	rudp__ownfd_add(sv[1]);
+	s->core_fd = sv[1] = rudp__ownfd_adopt(sv[1]);
 	if ((!end_is_hold && !(flags & SOCK_CLOEXEC) && fcntl(sv[0], F_SETFD, 0) < 0) ||
 	    (!(flags & SOCK_NONBLOCK) && fcntl(sv[1], F_SETFL, O_NONBLOCK) < 0)) {
 		r = -errno;
@@ -316,12 +315,12 @@ int rudp__sock_new(int domain, int flags, bool plugged, bool end_is_hold,
 	 * A caller that moves the program's end elsewhere (dup3 onto the
 	 * program's descriptor, or SCM_RIGHTS) keeps sv[0] itself as ours.
 	 */
-	s->hold_fd = end_is_hold ? sv[0] : fcntl(sv[0], F_DUPFD_CLOEXEC, 0);
+	s->hold_fd = end_is_hold ? (sv[0] = rudp__ownfd_adopt(sv[0]))
+				 : rudp__ownfd_dup(sv[0]);
 	if (s->hold_fd < 0) {
 		r = -errno;
 		goto fail;
 	}
-	rudp__ownfd_add(s->hold_fd);
 	r = cookie_of(sv[0], &s->cookie);
 	if (r < 0)
 		goto fail;
