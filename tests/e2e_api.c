@@ -1846,6 +1846,102 @@ out:
 	return 0;
 }
 
+/*
+ * Case 14: a program under a small soft RLIMIT_NOFILE (64 here, 1024 as
+ * usual) accepts as many connections as it could on TCP, numbered as TCP
+ * would number them: the library's own descriptors (two per accepted
+ * connection) live above the program's range, in room it makes between the
+ * soft and the hard limit.  A child the program forks sees its old limit.
+ */
+#define LOW_SOFT 64
+#define LOW_CONNS 48
+
+static int low_connector(int ch, const void *arg)
+{
+	struct sockaddr_storage srv;
+	int fds[LOW_CONNS], n = 0;
+
+	(void)arg;
+	if (!ch_recv(ch, &srv, sizeof(srv), 5000))
+		return 1;
+	for (; n < LOW_CONNS; n++) {
+		fds[n] = rudp_socket(AF_INET, SOCK_STREAM, 0);
+		if (!CHECK(fds[n] >= 0) ||
+		    !CHECK(rudp_connect(fds[n], SA(&srv), sa_len(AF_INET)) == 0))
+			break;
+	}
+	ch_get(ch, 'd', 15000);
+	for (int i = 0; i < n; i++)
+		release(fds[i]);
+	return 0;
+}
+
+/* How many descriptors below `below` are open. */
+static int count_fds_below(int below)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < below; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+static int case_low_nofile(void)
+{
+	struct sockaddr_storage addr;
+	struct rlimit rl;
+	struct peer p;
+	int fds[LOW_CONNS], n = 0, fd = -1, low, top = -1, st = -1;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_max < 4 * LOW_SOFT) {
+		diag("hard RLIMIT_NOFILE below %d: no room to test in",
+		     4 * LOW_SOFT);
+		return 0;
+	}
+	if (!spawn(&p, "connector", low_connector, NULL))
+		return 1;
+	/* Before the first rudp call: the library starts under this limit. */
+	rl.rlim_cur = LOW_SOFT;
+	if (!CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0))
+		goto out;
+	fd = rudp_listener(AF_INET, 64, &addr);
+	low = count_fds_below(LOW_SOFT);
+	if (fd < 0 || !ch_send(p.ch, &addr, sizeof(addr)))
+		goto out;
+	for (; n < LOW_CONNS; n++) {
+		fds[n] = rudp_accept(fd, NULL, NULL);
+		if (!CHECK(fds[n] >= 0))
+			break;
+		if (fds[n] > top)
+			top = fds[n];
+	}
+	diag("accepted %d of %d under a soft limit of %d, the highest as %d",
+	     n, LOW_CONNS, LOW_SOFT, top);
+	CHECK(n == LOW_CONNS);
+	/*
+	 * As on TCP, the only descriptors in the program's range are its
+	 * own: one per accepted connection.  (The numbers need not be
+	 * consecutive: a socket pair is made low and then moved up, and an
+	 * accept can meet that moment.)
+	 */
+	CHECK(count_fds_below(LOW_SOFT) == low + n);
+	pid_t child = fork();
+	if (child == 0) {
+		_exit(getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		      rl.rlim_cur == LOW_SOFT ? 0 : 1);
+	}
+	if (CHECK(child > 0))
+		CHECK(waitpid(child, &st, 0) == child && st == 0);
+	ch_put(p.ch, 'd');
+	for (int i = 0; i < n; i++)
+		release(fds[i]);
+out:
+	reap(&p, 15000);
+	if (fd >= 0)
+		close_checked(fd, "listener");
+	return 0;
+}
+
 struct tcase {
 	const char *name;
 	int (*fn)(void);
@@ -1877,6 +1973,8 @@ static const struct tcase cases[] = {
 	  case_queue_small_pair, 60 },
 	{ "100 connections closed first: TIME_WAIT keeps no descriptor",
 	  case_short_connections, 30 },
+	{ "a soft descriptor limit of 64 admits 48 connections, numbered as TCP",
+	  case_low_nofile, 30 },
 };
 
 /* Whether case i (from 0) was asked for: all of them when argv names none. */
