@@ -114,25 +114,6 @@ static int do_socket(int domain, int type, int protocol)
 	return r;
 }
 
-int rudp__socket_onto(int target, int domain, int type, bool cloexec)
-{
-	int flags = type & (SOCK_NONBLOCK | SOCK_CLOEXEC);
-	struct rudp__sock *s;
-	int r, fd;
-
-	r = rudp__loop_lock(&hooks);
-	if (r < 0)
-		return ret(r);
-	/* Our end of the pair stays ours (the hold); a copy replaces target. */
-	r = rudp__sock_new(domain, flags, true, true, &s, &fd);
-	if (r == 0 && dup3(fd, target, cloexec ? O_CLOEXEC : 0) < 0) {
-		r = -errno;
-		rudp__sock_discard(s);
-	}
-	rudp__loop_unlock();
-	return ret(r);
-}
-
 int rudp_socket(int domain, int type, int protocol)
 {
 	return ret(do_socket(domain, type, protocol));
@@ -563,6 +544,48 @@ static int do_setsockopt(struct rudp__sock *s, int level, int name,
 		v = !!v;
 	s->opts[i] = v;
 	return 0;
+}
+
+/*
+ * The shim's take-over in one hold of the lock: the socket, the kernel
+ * socket's options and its address.  One call each would take the lock
+ * and read the socket's cookie again every time (three or four times a
+ * connect()), and every lock taken is a chance to wait for the loop.
+ */
+int rudp__socket_onto(int target, int domain, int type, bool cloexec,
+		      const struct rudp__carry *carry)
+{
+	int flags = type & (SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct rudp__sock *s;
+	int r, fd;
+
+	r = rudp__loop_lock(&hooks);
+	if (r < 0)
+		return ret(r);
+	/* Our end of the pair stays ours (the hold); a copy replaces target. */
+	r = rudp__sock_new(domain, flags, true, true, &s, &fd);
+	if (r == 0 && dup3(fd, target, cloexec ? O_CLOEXEC : 0) < 0) {
+		r = -errno;
+		rudp__sock_discard(s);
+	}
+	if (r == 0) {
+		/* Options the kernel socket had are stored as they were set. */
+		for (unsigned i = 0; i < carry->nopts; i++)
+			if (carry->opts[i].val)
+				(void)do_setsockopt(s, carry->opts[i].level,
+						    carry->opts[i].name,
+						    &carry->opts[i].val,
+						    sizeof(int));
+		if (carry->linger.l_onoff)
+			(void)do_setsockopt(s, SOL_SOCKET, SO_LINGER,
+					    &carry->linger,
+					    sizeof(carry->linger));
+		if (carry->boundlen)
+			r = do_bind(s, (const struct sockaddr *)&carry->bound,
+				    carry->boundlen);
+	}
+	rudp__loop_unlock();
+	return ret(r);
 }
 
 static int do_stats(struct rudp_stats *out, unsigned long size)
