@@ -127,20 +127,53 @@ int rudp__sock_cookie(int fd, uint64_t *cookie)
 	return r;
 }
 
+/*
+ * The lock-free tests below hold tab_mu, under which the table cannot
+ * change, and a socket in it cannot be freed.
+ */
 bool rudp__sock_known_cookie(uint64_t cookie)
 {
-	bool found = false;
+	bool found;
 
 	pthread_mutex_lock(&tab_mu);
-	if (nsocks)
-		for (struct rudp__sock *s = tab[bucket(cookie, ntab)]; s;
-		     s = s->hnext)
-			if (s->cookie == cookie) {
-				found = true;
-				break;
-			}
+	found = rudp__sock_find(cookie) != NULL;
 	pthread_mutex_unlock(&tab_mu);
 	return found;
+}
+
+int rudp__sock_listener_cookie(uint64_t cookie)
+{
+	struct rudp__sock *s;
+	int r;
+
+	pthread_mutex_lock(&tab_mu);
+	s = rudp__sock_find(cookie);
+	r = !s ? -EBADF
+	       : __atomic_load_n(&s->listening, __ATOMIC_RELAXED) ? 0 : -EINVAL;
+	pthread_mutex_unlock(&tab_mu);
+	return r;
+}
+
+int rudp__sock_accepted_cookie(uint64_t listener, uint64_t cookie)
+{
+	struct rudp__sock *l;
+	int r = 0;
+
+	pthread_mutex_lock(&tab_mu);
+	l = rudp__sock_find(listener);
+	if (!l) {
+		r = -EBADF;
+	} else if (rudp__sock_find(cookie)) {
+		/* Ours: the record has left the pair. */
+		unsigned n = __atomic_load_n(&l->inflight, __ATOMIC_RELAXED);
+		while (n && !__atomic_compare_exchange_n(&l->inflight, &n, n - 1,
+							 false, __ATOMIC_RELAXED,
+							 __ATOMIC_RELAXED))
+			;
+		r = 1;
+	}
+	pthread_mutex_unlock(&tab_mu);
+	return r;
 }
 
 bool rudp__sock_known(int fd)
@@ -154,21 +187,14 @@ bool rudp__sock_known(int fd)
 
 int rudp__sock_take_error_cookie(uint64_t cookie, int *err)
 {
-	int r = -EBADF;
+	struct rudp__sock *s;
 
 	pthread_mutex_lock(&tab_mu);
-	if (nsocks)
-		for (struct rudp__sock *s = tab[bucket(cookie, ntab)]; s;
-		     s = s->hnext)
-			if (s->cookie == cookie) {
-				/* In the table, s cannot be freed meanwhile. */
-				*err = __atomic_exchange_n(&s->so_error, 0,
-							   __ATOMIC_RELAXED);
-				r = 0;
-				break;
-			}
+	s = rudp__sock_find(cookie);
+	if (s)
+		*err = __atomic_exchange_n(&s->so_error, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&tab_mu);
-	return r;
+	return s ? 0 : -EBADF;
 }
 
 int rudp__sock_take_error(int fd, int *err)
@@ -410,7 +436,9 @@ static void cache_addrs(struct rudp__sock *s)
 {
 	rudp__sock_local_addr(s, &s->local, &s->locallen);
 	if (s->conn) {
-		s->listening = s->conn->state == RUDP__LISTEN;
+		__atomic_store_n(&s->listening,
+				 s->conn->state == RUDP__LISTEN,
+				 __ATOMIC_RELAXED);
 		s->connected = s->conn->state != RUDP__CLOSED &&
 			       s->conn->state != RUDP__SYN_SENT;
 		memcpy(&s->peer, &s->conn->peer, s->conn->peerlen);
@@ -771,7 +799,13 @@ static int deliver(struct rudp__sock *l)
 
 	rudp__accept_msg_init(&m);
 	cm = CMSG_FIRSTHDR(&m.msg);
-	r = rudp__sock_new(l->domain, SOCK_CLOEXEC, false, true, &n, &fd);
+	/*
+	 * Non-blocking, which servers mostly ask accept4() for: then neither
+	 * we nor accept() need an fcntl() to set it; accept() clears it for
+	 * the others.
+	 */
+	r = rudp__sock_new(l->domain, SOCK_CLOEXEC | SOCK_NONBLOCK, false, true,
+			   &n, &fd);
 	if (r < 0)
 		return r;
 	rec->cookie = n->cookie;
@@ -795,7 +829,7 @@ static int deliver(struct rudp__sock *l)
 	}
 	/* In flight, the descriptor lives on in the message; fd is our hold. */
 	(void)rudp__conn_accept(l->conn);
-	l->inflight++;
+	__atomic_fetch_add(&l->inflight, 1, __ATOMIC_RELAXED);
 	n->conn = c;
 	n->handshake_done = true;
 	c->user = n;
@@ -922,9 +956,10 @@ static unsigned backlog_extra(struct rudp__conn *l)
 	 * Records taken by another process (after fork) are invisible to us
 	 * one by one, but an empty queue is not: then nothing waits.
 	 */
-	if (s->inflight && ioctl(s->core_fd, SIOCOUTQ, &outq) == 0 && outq == 0)
-		s->inflight = 0;
-	return s->inflight;
+	if (__atomic_load_n(&s->inflight, __ATOMIC_RELAXED) &&
+	    ioctl(s->core_fd, SIOCOUTQ, &outq) == 0 && outq == 0)
+		__atomic_store_n(&s->inflight, 0, __ATOMIC_RELAXED);
+	return __atomic_load_n(&s->inflight, __ATOMIC_RELAXED);
 }
 
 /* Loop hook: the core reports ev on c. */
