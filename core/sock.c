@@ -676,9 +676,23 @@ static bool data_state(enum rudp__state st)
 }
 
 /*
+ * What the program left unread at its end, through our copy of it, or -1
+ * if we have none to ask.
+ */
+static int unread_of(const struct rudp__sock *s)
+{
+	int unread;
+
+	if (s->hold_fd < 0 || ioctl(s->hold_fd, SIOCINQ, &unread) < 0)
+		return -1;
+	return unread;
+}
+
+/*
  * The program has let go of s for good (its last copy closed, or the
  * process exits).  Unread data or SO_LINGER {on, 0} mean a reset, as TCP;
  * otherwise the connection finishes sending and ends with FIN, orphaned.
+ * `unread` is what the program left unread, or -1 if unknown.
  */
 static void let_go(struct rudp__sock *s, int unread)
 {
@@ -686,9 +700,15 @@ static void let_go(struct rudp__sock *s, int unread)
 	int err = 0;
 	socklen_t len = sizeof(err);
 
-	if (s->core_fd >= 0)
-		getsockopt(s->core_fd, SOL_SOCKET, SO_ERROR, &err, &len);
 	if (c && data_state(c->state) && c->state != RUDP__TIME_WAIT) {
+		/*
+		 * Unknown, it shows as the reset a pair reports when the
+		 * program's end went with unread bytes (read before pump_in,
+		 * whose recv would consume the error).  Known, that error
+		 * cannot have happened: our copy kept the program's end open.
+		 */
+		if (unread < 0 && s->core_fd >= 0)
+			getsockopt(s->core_fd, SOL_SOCKET, SO_ERROR, &err, &len);
 		pump_in(s);
 		bool abort = unread > 0 || err == ECONNRESET ||
 			     rudp__rcvbuf_ready(&c->rb) ||
@@ -715,15 +735,14 @@ static void let_go(struct rudp__sock *s, int unread)
 
 void rudp__sock_closed(struct rudp__sock *s)
 {
-	int unread = 0;
+	int unread;
 
 	if (s->remote) {
 		rudp__sock_free_remote(s);
 		return;
 	}
 	/* What the program left unread, before our copy goes. */
-	if (s->hold_fd >= 0)
-		ioctl(s->hold_fd, SIOCINQ, &unread);
+	unread = unread_of(s);
 	release_hold(s);
 	/*
 	 * Other copies (dup, fork) keep the connection, as on TCP; the
@@ -760,7 +779,7 @@ static void on_sock(struct rudp__src *src, uint32_t events)
 		 */
 		bool shut = s->shut_wr && (s->shut_rd || s->core_shut);
 		if (s->hold_fd < 0 && !shut) {
-			let_go(s, 0);
+			let_go(s, -1);
 			return;
 		}
 		/* Nothing more can flow: stop listening to a level hang-up. */
@@ -1095,19 +1114,16 @@ void rudp__sock_exit_flush(rudp__usec linger)
 	for (size_t i = 0; i < ntab; i++) {
 		struct rudp__sock *s = tab[i], *next;
 		for (; s; s = next) {
-			int unread = 0;
 			next = s->hnext;
 			if (s->remote || !s->conn ||
 			    !data_state(s->conn->state))
 				continue;
-			if (s->hold_fd >= 0)
-				ioctl(s->hold_fd, SIOCINQ, &unread);
 			/*
 			 * The program writes no more: what is in the pair is
 			 * all of it, drained as the send buffer makes room.
 			 */
 			s->exiting = true;
-			let_go(s, unread);
+			let_go(s, unread_of(s));
 		}
 	}
 	rudp__sock_service();
