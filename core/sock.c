@@ -278,7 +278,8 @@ static int plug(struct rudp__sock *s, int fd)
 
 void rudp__sock_unplug(struct rudp__sock *s)
 {
-	char sink[4096];
+	/* As large as one plug: one recv() drains it.  Lock held. */
+	static char sink[16384];
 
 	if (!s->plug || s->core_fd < 0)
 		return;
@@ -291,6 +292,13 @@ void rudp__sock_unplug(struct rudp__sock *s)
 			break;
 		s->plug -= (size_t)n;
 	}
+	/*
+	 * Nothing else can be in our end: the plug kept the program from
+	 * writing.  So epoll (EPOLLIN once the pump wants it) tells when
+	 * something comes, and the pump need not read to find out.
+	 */
+	if (!s->plug)
+		s->in_drained = true;
 	/* getsockopt reported the doubled size the kernel keeps; undo it. */
 	if (s->hold_fd >= 0)
 		(void)setsockopt(s->hold_fd, SOL_SOCKET, SO_SNDBUF,
@@ -356,7 +364,14 @@ int rudp__sock_new(int domain, int flags, bool plugged, bool end_is_hold,
 	r = table_put(s);
 	if (r < 0)
 		goto fail;
-	watch(s, 0);
+	/*
+	 * Registered at once, for the hang-up of a program that closes it
+	 * before it connects.  An accepted socket (unplugged) is registered
+	 * by the service round that follows, with the events it needs: one
+	 * epoll_ctl() instead of two.
+	 */
+	if (plugged)
+		watch(s, 0);
 	*out = s;
 	*fd = sv[0];
 	return 0;
@@ -481,13 +496,12 @@ static void sock_destroy(struct rudp__sock *s)
 	table_del(s);
 	drop_conn(s);
 	release_hold(s);
+	/* Only a registration needs undoing: an epoll_ctl() less if none. */
+	rudp__loop_bury(s->watching != NOT_WATCHED ? s->core_fd : -1, &s->src);
+	s->watching = NOT_WATCHED;
 	if (s->core_fd >= 0) {
-		s->watching = NOT_WATCHED;
-		rudp__loop_bury(s->core_fd, &s->src);
 		rudp__ownfd_close(s->core_fd);
 		s->core_fd = -1;
-	} else {
-		rudp__loop_bury(-1, &s->src);
 	}
 	pthread_cond_broadcast(&s->cv);
 }
@@ -851,6 +865,12 @@ static int deliver(struct rudp__sock *l)
 	__atomic_fetch_add(&l->inflight, 1, __ATOMIC_RELAXED);
 	n->conn = c;
 	n->handshake_done = true;
+	/*
+	 * The pair is new: whatever the program writes into it is reported
+	 * by epoll once the service round that follows registers our end
+	 * (level-triggered), so no read need look now.
+	 */
+	n->in_drained = true;
 	c->user = n;
 	c->user_owned = true;
 	n->lep = l->lep;
