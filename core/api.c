@@ -241,9 +241,8 @@ static int do_connect(struct rudp__sock *s, int fd, const struct sockaddr *addr,
 	s->conn->user = s;
 	memcpy(&s->conn->peer, addr, addr_len(s->domain));
 	s->conn->peerlen = addr_len(s->domain);
-	s->conn->mss = s->lep->connected
-			       ? rudp__lep_mss(s->lep)
-			       : rudp__loop_mss(s->domain, addr, addr_len(s->domain));
+	s->conn->mss = rudp__loop_mss(s->domain, addr, addr_len(s->domain),
+				      s->lep->connected ? s->lep->fd : -1);
 	rudp__sock_apply_opts(s);
 	s->connecting = true;
 	r = rudp__conn_connect(s->conn, rudp__now());
