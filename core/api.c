@@ -334,28 +334,10 @@ fail:
 	return r;
 }
 
-/*
- * close() of our socket with this cookie.  The program's descriptor is
- * closed before the loop's lock is taken: the library needs nothing of it
- * but the cookie, read already, and the lock is held only for our side of
- * the close (whose system calls are what the loop thread waits for).
- */
-static int close_cookie(int fd, uint64_t cookie)
+static int do_close(struct rudp__sock *s, int fd)
 {
-	struct rudp__sock *s;
-	int r;
-
-	/* Our own close must not come back through the shim. */
-	rudp__in_core++;
 	close(fd);
-	rudp__in_core--;
-	r = rudp__loop_lock(&hooks);
-	if (r < 0)
-		return r;
-	s = rudp__sock_find(cookie);
-	if (s)
-		rudp__sock_closed(s);
-	rudp__loop_unlock();
+	rudp__sock_closed(s);
 	return 0;
 }
 
@@ -686,12 +668,7 @@ int rudp__maybe_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen,
 
 int rudp__maybe_close(int fd)
 {
-	uint64_t cookie;
-
-	if (!rudp__sock_count() || rudp__sock_cookie(fd, &cookie) < 0 ||
-	    !rudp__sock_known_cookie(cookie))
-		return RUDP__NOT_OURS;
-	return ret(close_cookie(fd, cookie));
+	MAYBE_ON_SOCK(fd, do_close(s, fd));
 }
 
 int rudp__maybe_getsockopt(int fd, int level, int name, void *val,
@@ -727,12 +704,7 @@ int rudp_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 
 int rudp_close(int fd)
 {
-	uint64_t cookie;
-
-	if (rudp__sock_cookie(fd, &cookie) < 0 ||
-	    !rudp__sock_known_cookie(cookie))
-		return ret(-EBADF);
-	return ret(close_cookie(fd, cookie));
+	ON_SOCK(fd, do_close(s, fd));
 }
 
 int rudp_shutdown(int fd, int how)
