@@ -114,25 +114,6 @@ static int do_socket(int domain, int type, int protocol)
 	return r;
 }
 
-int rudp__socket_onto(int target, int domain, int type, bool cloexec)
-{
-	int flags = type & (SOCK_NONBLOCK | SOCK_CLOEXEC);
-	struct rudp__sock *s;
-	int r, fd;
-
-	r = rudp__loop_lock(&hooks);
-	if (r < 0)
-		return ret(r);
-	/* Our end of the pair stays ours (the hold); a copy replaces target. */
-	r = rudp__sock_new(domain, flags, true, true, &s, &fd);
-	if (r == 0 && dup3(fd, target, cloexec ? O_CLOEXEC : 0) < 0) {
-		r = -errno;
-		rudp__sock_discard(s);
-	}
-	rudp__loop_unlock();
-	return ret(r);
-}
-
 int rudp_socket(int domain, int type, int protocol)
 {
 	return ret(do_socket(domain, type, protocol));
@@ -189,6 +170,7 @@ static int do_listen(struct rudp__sock *s, int backlog)
 		rudp__sock_unplug(s);
 		rudp__sock_drop_hold(s);
 		rudp__sock_size_backlog(s, (unsigned)backlog);
+		__atomic_store_n(&s->listening, true, __ATOMIC_RELAXED);
 	}
 	return r;
 }
@@ -259,9 +241,8 @@ static int do_connect(struct rudp__sock *s, int fd, const struct sockaddr *addr,
 	s->conn->user = s;
 	memcpy(&s->conn->peer, addr, addr_len(s->domain));
 	s->conn->peerlen = addr_len(s->domain);
-	s->conn->mss = s->lep->connected
-			       ? rudp__lep_mss(s->lep)
-			       : rudp__loop_mss(s->domain, addr, addr_len(s->domain));
+	s->conn->mss = rudp__loop_mss(s->domain, addr, addr_len(s->domain),
+				      s->lep->connected ? s->lep->fd : -1);
 	rudp__sock_apply_opts(s);
 	s->connecting = true;
 	r = rudp__conn_connect(s->conn, rudp__now());
@@ -277,82 +258,73 @@ static int do_connect(struct rudp__sock *s, int fd, const struct sockaddr *addr,
 	return connect_result(s);
 }
 
-/*
- * Registers a descriptor that accept() received.  If this process owns its
- * protocol we know it already; otherwise it is remote and the record's
- * addresses are all we will ever know of it.
- */
-static int adopt(struct rudp__sock *l, int fd,
-		 const struct rudp__accept_rec *rec)
-{
-	struct rudp__sock *n;
-
-	/* The record names the descriptor it came with: ours, if local. */
-	if (rudp__sock_find(rec->cookie)) {
-		if (l->inflight)
-			l->inflight--;
-		return 0;
-	}
-	return rudp__sock_new_remote(fd, l->domain, rec, &n);
-}
-
 static int do_accept(int fd, struct sockaddr *addr, socklen_t *len,
 		     int flags, bool maybe)
 {
 	struct rudp__accept_msg m;
 	struct cmsghdr *cm;
-	struct rudp__sock *s;
-	ssize_t n;
+	struct rudp__sock *s, *n;
+	ssize_t got;
 	int nfd = -1, r;
 	uint64_t cookie;
 
-	/* One SO_COOKIE read; not ours is decided without the loop's lock. */
-	if (rudp__sock_cookie(fd, &cookie) < 0 ||
-	    (maybe && !rudp__sock_known_cookie(cookie)))
+	/*
+	 * One SO_COOKIE read, and no loop's lock unless the connection's
+	 * protocol runs in another process: whether fd is a listener, and
+	 * later whether the record's socket is ours, are answered by the
+	 * socket table's own lock, which the loop thread never holds for
+	 * long.  A busy server accepts thousands of connections a second
+	 * while the loop thread holds the loop's lock for whole batches.
+	 */
+	if (rudp__sock_cookie(fd, &cookie) < 0)
 		return maybe ? RUDP__NOT_OURS : -EBADF;
+	r = rudp__sock_listener_cookie(cookie);
+	if (maybe && r == -EBADF)
+		return RUDP__NOT_OURS;
 	if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
 		return -EINVAL;
-	r = rudp__loop_lock(&hooks);
-	if (r < 0)
-		return r;
-	s = rudp__sock_find(cookie);
-	r = !s ? -EBADF
-	       : (s->remote ? s->listening
-			    : s->conn && s->conn->state == RUDP__LISTEN)
-		 ? 0 : -EINVAL;
-	rudp__loop_unlock();
 	if (r < 0)
 		return r;
 	/*
-	 * The wait happens outside the lock, in the kernel: a blocking accept
-	 * sleeps in recvmsg() (restarted or interrupted by signals exactly as
-	 * accept() would be), a non-blocking one gets EAGAIN from it.
+	 * The wait happens in the kernel: a blocking accept sleeps in
+	 * recvmsg() (restarted or interrupted by signals exactly as accept()
+	 * would be), a non-blocking one gets EAGAIN from it.
 	 */
 	rudp__accept_msg_init(&m);
-	n = recvmsg(fd, &m.msg, MSG_CMSG_CLOEXEC);
-	if (n < 0)
+	got = recvmsg(fd, &m.msg, MSG_CMSG_CLOEXEC);
+	if (got < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 	for (cm = CMSG_FIRSTHDR(&m.msg); cm; cm = CMSG_NXTHDR(&m.msg, cm))
 		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
 			memcpy(&nfd, CMSG_DATA(cm), sizeof(int));
-	if (n == 0)
+	if (got == 0)
 		return -EINVAL; /* the listener was shut down */
-	if (nfd < 0 || n != (ssize_t)sizeof(m.rec)) {
+	if (nfd < 0 || got != (ssize_t)sizeof(m.rec)) {
 		if (nfd >= 0)
 			close(nfd);
 		return -ECONNABORTED;
 	}
+	/* The listener makes accepted descriptors non-blocking. */
 	if ((!(flags & SOCK_CLOEXEC) && fcntl(nfd, F_SETFD, 0) < 0) ||
-	    ((flags & SOCK_NONBLOCK) && fcntl(nfd, F_SETFL, O_NONBLOCK) < 0)) {
+	    (!(flags & SOCK_NONBLOCK) && fcntl(nfd, F_SETFL, 0) < 0)) {
 		r = -errno;
 		goto fail;
 	}
-	r = rudp__loop_lock(&hooks);
-	if (r < 0)
-		goto fail;
-	s = rudp__sock_find(cookie);
-	r = s ? adopt(s, nfd, &m.rec) : -EBADF;
-	rudp__loop_unlock();
+	/*
+	 * The record names the descriptor it came with.  One of ours is
+	 * known already; otherwise it is remote, and the record's addresses
+	 * are all we will ever know of it.
+	 */
+	r = rudp__sock_accepted_cookie(cookie, m.rec.cookie);
+	if (r == 0) {
+		r = rudp__loop_lock(&hooks);
+		if (r < 0)
+			goto fail;
+		s = rudp__sock_find(cookie);
+		r = s ? rudp__sock_new_remote(nfd, s->domain, &m.rec, &n)
+		      : -EBADF;
+		rudp__loop_unlock();
+	}
 	if (r < 0)
 		goto fail;
 	copy_addr(&m.rec.peer, m.rec.peerlen, addr, len);
@@ -563,6 +535,48 @@ static int do_setsockopt(struct rudp__sock *s, int level, int name,
 		v = !!v;
 	s->opts[i] = v;
 	return 0;
+}
+
+/*
+ * The shim's take-over in one hold of the lock: the socket, the kernel
+ * socket's options and its address.  One call each would take the lock
+ * and read the socket's cookie again every time (three or four times a
+ * connect()), and every lock taken is a chance to wait for the loop.
+ */
+int rudp__socket_onto(int target, int domain, int type, bool cloexec,
+		      const struct rudp__carry *carry)
+{
+	int flags = type & (SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct rudp__sock *s;
+	int r, fd;
+
+	r = rudp__loop_lock(&hooks);
+	if (r < 0)
+		return ret(r);
+	/* Our end of the pair stays ours (the hold); a copy replaces target. */
+	r = rudp__sock_new(domain, flags, true, true, &s, &fd);
+	if (r == 0 && dup3(fd, target, cloexec ? O_CLOEXEC : 0) < 0) {
+		r = -errno;
+		rudp__sock_discard(s);
+	}
+	if (r == 0) {
+		/* Options the kernel socket had are stored as they were set. */
+		for (unsigned i = 0; i < carry->nopts; i++)
+			if (carry->opts[i].val)
+				(void)do_setsockopt(s, carry->opts[i].level,
+						    carry->opts[i].name,
+						    &carry->opts[i].val,
+						    sizeof(int));
+		if (carry->linger.l_onoff)
+			(void)do_setsockopt(s, SOL_SOCKET, SO_LINGER,
+					    &carry->linger,
+					    sizeof(carry->linger));
+		if (carry->boundlen)
+			r = do_bind(s, (const struct sockaddr *)&carry->bound,
+				    carry->boundlen);
+	}
+	rudp__loop_unlock();
+	return ret(r);
 }
 
 static int do_stats(struct rudp_stats *out, unsigned long size)

@@ -19,10 +19,27 @@ bool rudp__owns(int fd);
 #define RUDP__NOT_OURS (-1000)
 
 /*
- * An rudp socket put in place of descriptor target (dup3), without the
- * intermediate descriptor rudp_socket + dup3 + close would cost.
+ * What a kernel TCP socket hands on to the rudp socket that replaces it:
+ * the options the program set on it (a value of 0 is left unset) and the
+ * address it was bound to.
  */
-int rudp__socket_onto(int target, int domain, int type, bool cloexec);
+#define RUDP__CARRY_MAX 8
+struct rudp__carry {
+	unsigned nopts;
+	struct { int level, name, val; } opts[RUDP__CARRY_MAX];
+	struct linger linger;
+	struct sockaddr_storage bound;
+	socklen_t boundlen;   /* 0: not bound to a port */
+};
+
+/*
+ * An rudp socket put in place of descriptor target (dup3), without the
+ * intermediate descriptor rudp_socket + dup3 + close would cost, with
+ * carry's options and address applied under the same lock.  0, or -1 and
+ * errno; a failed bind leaves the new socket in place, unbound.
+ */
+int rudp__socket_onto(int target, int domain, int type, bool cloexec,
+		      const struct rudp__carry *carry);
 int rudp__maybe_close(int fd);
 int rudp__maybe_accept4(int fd, struct sockaddr *addr, socklen_t *len,
 			int flags);

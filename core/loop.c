@@ -107,7 +107,7 @@ static uint32_t loop_peer_mss(void *ud, const struct sockaddr *peer,
 			      socklen_t len)
 {
 	(void)ud;
-	return rudp__loop_mss(peer->sa_family, peer, len);
+	return rudp__loop_mss(peer->sa_family, peer, len, -1);
 }
 
 /* Reads an unsigned setting from the environment, keeping *v if unset. */
@@ -174,10 +174,10 @@ static void read_config(void)
 }
 
 /*
- * Path MTUs of recent peers of unconnected (listening) sockets, so that a
- * burst of connections from one host does not make a throwaway socket
- * each: the host's address (port left out) and what the kernel said, for
- * a second.
+ * Path MTUs of recent peers, so that a burst of connections from or to one
+ * host does not ask the kernel each time (with a throwaway socket for the
+ * peers of an unconnected listener): the host's address (port left out)
+ * and what the kernel said, for a second.
  */
 #define MTU_CACHE 16
 #define MTU_CACHE_TTL RUDP__SEC
@@ -226,15 +226,8 @@ static uint32_t mss_of_mtu(int domain, int mtu)
 	return dgram - overhead;
 }
 
-uint32_t rudp__lep_mss(const struct rudp__lep *lep)
-{
-	if (L.mss_override)
-		return L.mss_override;
-	return mss_of_mtu(lep->domain, path_mtu(lep->fd, lep->domain));
-}
-
 uint32_t rudp__loop_mss(int domain, const struct sockaddr *peer,
-			socklen_t peerlen)
+			socklen_t peerlen, int connected_fd)
 {
 	struct sockaddr_storage host;
 	int fd, mtu = 0;
@@ -252,11 +245,15 @@ uint32_t rudp__loop_mss(int domain, const struct sockaddr *peer,
 	 * The kernel knows the path MTU of a connected UDP socket; a
 	 * throwaway one asks for peers of an unconnected listener too.
 	 */
-	fd = socket(domain, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && connect(fd, peer, peerlen) == 0)
-		mtu = path_mtu(fd, domain);
-	if (fd >= 0)
-		close(fd);
+	if (connected_fd >= 0) {
+		mtu = path_mtu(connected_fd, domain);
+	} else {
+		fd = socket(domain, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, peer, peerlen) == 0)
+			mtu = path_mtu(fd, domain);
+		if (fd >= 0)
+			close(fd);
+	}
 	if (mtu > 0) {
 		mtu_cache[k].host = host;
 		mtu_cache[k].at = now;

@@ -88,12 +88,12 @@ bool rudp__loop_busy(bool report);
 /*
  * The payload size for a connection to peer: the route MTU less the IP,
  * UDP and rudp headers and room for SACK blocks, so datagrams never need
- * fragmenting (RUDP_MSS overrides).
+ * fragmenting (RUDP_MSS overrides).  Recent answers are cached per host;
+ * on a miss the kernel is asked through connected_fd, a UDP socket
+ * connected to peer, or through a throwaway socket when it is -1.
  */
-/* The same for the peer a connected endpoint's socket is connected to. */
-uint32_t rudp__lep_mss(const struct rudp__lep *lep);
 uint32_t rudp__loop_mss(int domain, const struct sockaddr *peer,
-			socklen_t peerlen);
+			socklen_t peerlen, int connected_fd);
 
 /*
  * Opens a UDP socket of `domain`, binds it to `local` when given (else the

@@ -127,20 +127,53 @@ int rudp__sock_cookie(int fd, uint64_t *cookie)
 	return r;
 }
 
+/*
+ * The lock-free tests below hold tab_mu, under which the table cannot
+ * change, and a socket in it cannot be freed.
+ */
 bool rudp__sock_known_cookie(uint64_t cookie)
 {
-	bool found = false;
+	bool found;
 
 	pthread_mutex_lock(&tab_mu);
-	if (nsocks)
-		for (struct rudp__sock *s = tab[bucket(cookie, ntab)]; s;
-		     s = s->hnext)
-			if (s->cookie == cookie) {
-				found = true;
-				break;
-			}
+	found = rudp__sock_find(cookie) != NULL;
 	pthread_mutex_unlock(&tab_mu);
 	return found;
+}
+
+int rudp__sock_listener_cookie(uint64_t cookie)
+{
+	struct rudp__sock *s;
+	int r;
+
+	pthread_mutex_lock(&tab_mu);
+	s = rudp__sock_find(cookie);
+	r = !s ? -EBADF
+	       : __atomic_load_n(&s->listening, __ATOMIC_RELAXED) ? 0 : -EINVAL;
+	pthread_mutex_unlock(&tab_mu);
+	return r;
+}
+
+int rudp__sock_accepted_cookie(uint64_t listener, uint64_t cookie)
+{
+	struct rudp__sock *l;
+	int r = 0;
+
+	pthread_mutex_lock(&tab_mu);
+	l = rudp__sock_find(listener);
+	if (!l) {
+		r = -EBADF;
+	} else if (rudp__sock_find(cookie)) {
+		/* Ours: the record has left the pair. */
+		unsigned n = __atomic_load_n(&l->inflight, __ATOMIC_RELAXED);
+		while (n && !__atomic_compare_exchange_n(&l->inflight, &n, n - 1,
+							 false, __ATOMIC_RELAXED,
+							 __ATOMIC_RELAXED))
+			;
+		r = 1;
+	}
+	pthread_mutex_unlock(&tab_mu);
+	return r;
 }
 
 bool rudp__sock_known(int fd)
@@ -154,21 +187,14 @@ bool rudp__sock_known(int fd)
 
 int rudp__sock_take_error_cookie(uint64_t cookie, int *err)
 {
-	int r = -EBADF;
+	struct rudp__sock *s;
 
 	pthread_mutex_lock(&tab_mu);
-	if (nsocks)
-		for (struct rudp__sock *s = tab[bucket(cookie, ntab)]; s;
-		     s = s->hnext)
-			if (s->cookie == cookie) {
-				/* In the table, s cannot be freed meanwhile. */
-				*err = __atomic_exchange_n(&s->so_error, 0,
-							   __ATOMIC_RELAXED);
-				r = 0;
-				break;
-			}
+	s = rudp__sock_find(cookie);
+	if (s)
+		*err = __atomic_exchange_n(&s->so_error, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&tab_mu);
-	return r;
+	return s ? 0 : -EBADF;
 }
 
 int rudp__sock_take_error(int fd, int *err)
@@ -252,7 +278,8 @@ static int plug(struct rudp__sock *s, int fd)
 
 void rudp__sock_unplug(struct rudp__sock *s)
 {
-	char sink[4096];
+	/* As large as one plug: one recv() drains it.  Lock held. */
+	static char sink[16384];
 
 	if (!s->plug || s->core_fd < 0)
 		return;
@@ -265,6 +292,13 @@ void rudp__sock_unplug(struct rudp__sock *s)
 			break;
 		s->plug -= (size_t)n;
 	}
+	/*
+	 * Nothing else can be in our end: the plug kept the program from
+	 * writing.  So epoll (EPOLLIN once the pump wants it) tells when
+	 * something comes, and the pump need not read to find out.
+	 */
+	if (!s->plug)
+		s->in_drained = true;
 	/* getsockopt reported the doubled size the kernel keeps; undo it. */
 	if (s->hold_fd >= 0)
 		(void)setsockopt(s->hold_fd, SOL_SOCKET, SO_SNDBUF,
@@ -329,7 +363,14 @@ int rudp__sock_new(int domain, int flags, bool plugged, bool end_is_hold,
 	r = table_put(s);
 	if (r < 0)
 		goto fail;
-	watch(s, 0);
+	/*
+	 * Registered at once, for the hang-up of a program that closes it
+	 * before it connects.  An accepted socket (unplugged) is registered
+	 * by the service round that follows, with the events it needs: one
+	 * epoll_ctl() instead of two.
+	 */
+	if (plugged)
+		watch(s, 0);
 	*out = s;
 	*fd = sv[0];
 	return 0;
@@ -409,7 +450,9 @@ static void cache_addrs(struct rudp__sock *s)
 {
 	rudp__sock_local_addr(s, &s->local, &s->locallen);
 	if (s->conn) {
-		s->listening = s->conn->state == RUDP__LISTEN;
+		__atomic_store_n(&s->listening,
+				 s->conn->state == RUDP__LISTEN,
+				 __ATOMIC_RELAXED);
 		s->connected = s->conn->state != RUDP__CLOSED &&
 			       s->conn->state != RUDP__SYN_SENT;
 		memcpy(&s->peer, &s->conn->peer, s->conn->peerlen);
@@ -452,13 +495,12 @@ static void sock_destroy(struct rudp__sock *s)
 	table_del(s);
 	drop_conn(s);
 	release_hold(s);
+	/* Only a registration needs undoing: an epoll_ctl() less if none. */
+	rudp__loop_bury(s->watching != NOT_WATCHED ? s->core_fd : -1, &s->src);
+	s->watching = NOT_WATCHED;
 	if (s->core_fd >= 0) {
-		s->watching = NOT_WATCHED;
-		rudp__loop_bury(s->core_fd, &s->src);
 		rudp__ownfd_close(s->core_fd);
 		s->core_fd = -1;
-	} else {
-		rudp__loop_bury(-1, &s->src);
 	}
 	pthread_cond_broadcast(&s->cv);
 }
@@ -647,9 +689,23 @@ static bool data_state(enum rudp__state st)
 }
 
 /*
+ * What the program left unread at its end, through our copy of it, or -1
+ * if we have none to ask.
+ */
+static int unread_of(const struct rudp__sock *s)
+{
+	int unread;
+
+	if (s->hold_fd < 0 || ioctl(s->hold_fd, SIOCINQ, &unread) < 0)
+		return -1;
+	return unread;
+}
+
+/*
  * The program has let go of s for good (its last copy closed, or the
  * process exits).  Unread data or SO_LINGER {on, 0} mean a reset, as TCP;
  * otherwise the connection finishes sending and ends with FIN, orphaned.
+ * `unread` is what the program left unread, or -1 if unknown.
  */
 static void let_go(struct rudp__sock *s, int unread)
 {
@@ -657,9 +713,15 @@ static void let_go(struct rudp__sock *s, int unread)
 	int err = 0;
 	socklen_t len = sizeof(err);
 
-	if (s->core_fd >= 0)
-		getsockopt(s->core_fd, SOL_SOCKET, SO_ERROR, &err, &len);
 	if (c && data_state(c->state) && c->state != RUDP__TIME_WAIT) {
+		/*
+		 * Unknown, it shows as the reset a pair reports when the
+		 * program's end went with unread bytes (read before pump_in,
+		 * whose recv would consume the error).  Known, that error
+		 * cannot have happened: our copy kept the program's end open.
+		 */
+		if (unread < 0 && s->core_fd >= 0)
+			getsockopt(s->core_fd, SOL_SOCKET, SO_ERROR, &err, &len);
 		pump_in(s);
 		bool abort = unread > 0 || err == ECONNRESET ||
 			     rudp__rcvbuf_ready(&c->rb) ||
@@ -686,15 +748,14 @@ static void let_go(struct rudp__sock *s, int unread)
 
 void rudp__sock_closed(struct rudp__sock *s)
 {
-	int unread = 0;
+	int unread;
 
 	if (s->remote) {
 		rudp__sock_free_remote(s);
 		return;
 	}
 	/* What the program left unread, before our copy goes. */
-	if (s->hold_fd >= 0)
-		ioctl(s->hold_fd, SIOCINQ, &unread);
+	unread = unread_of(s);
 	release_hold(s);
 	/*
 	 * Other copies (dup, fork) keep the connection, as on TCP; the
@@ -731,7 +792,7 @@ static void on_sock(struct rudp__src *src, uint32_t events)
 		 */
 		bool shut = s->shut_wr && (s->shut_rd || s->core_shut);
 		if (s->hold_fd < 0 && !shut) {
-			let_go(s, 0);
+			let_go(s, -1);
 			return;
 		}
 		/* Nothing more can flow: stop listening to a level hang-up. */
@@ -770,7 +831,13 @@ static int deliver(struct rudp__sock *l)
 
 	rudp__accept_msg_init(&m);
 	cm = CMSG_FIRSTHDR(&m.msg);
-	r = rudp__sock_new(l->domain, SOCK_CLOEXEC, false, true, &n, &fd);
+	/*
+	 * Non-blocking, which servers mostly ask accept4() for: then neither
+	 * we nor accept() need an fcntl() to set it; accept() clears it for
+	 * the others.
+	 */
+	r = rudp__sock_new(l->domain, SOCK_CLOEXEC | SOCK_NONBLOCK, false, true,
+			   &n, &fd);
 	if (r < 0)
 		return r;
 	rec->cookie = n->cookie;
@@ -794,9 +861,15 @@ static int deliver(struct rudp__sock *l)
 	}
 	/* In flight, the descriptor lives on in the message; fd is our hold. */
 	(void)rudp__conn_accept(l->conn);
-	l->inflight++;
+	__atomic_fetch_add(&l->inflight, 1, __ATOMIC_RELAXED);
 	n->conn = c;
 	n->handshake_done = true;
+	/*
+	 * The pair is new: whatever the program writes into it is reported
+	 * by epoll once the service round that follows registers our end
+	 * (level-triggered), so no read need look now.
+	 */
+	n->in_drained = true;
 	c->user = n;
 	c->user_owned = true;
 	n->lep = l->lep;
@@ -921,9 +994,10 @@ static unsigned backlog_extra(struct rudp__conn *l)
 	 * Records taken by another process (after fork) are invisible to us
 	 * one by one, but an empty queue is not: then nothing waits.
 	 */
-	if (s->inflight && ioctl(s->core_fd, SIOCOUTQ, &outq) == 0 && outq == 0)
-		s->inflight = 0;
-	return s->inflight;
+	if (__atomic_load_n(&s->inflight, __ATOMIC_RELAXED) &&
+	    ioctl(s->core_fd, SIOCOUTQ, &outq) == 0 && outq == 0)
+		__atomic_store_n(&s->inflight, 0, __ATOMIC_RELAXED);
+	return __atomic_load_n(&s->inflight, __ATOMIC_RELAXED);
 }
 
 /* Loop hook: the core reports ev on c. */
@@ -1059,19 +1133,16 @@ void rudp__sock_exit_flush(rudp__usec linger)
 	for (size_t i = 0; i < ntab; i++) {
 		struct rudp__sock *s = tab[i], *next;
 		for (; s; s = next) {
-			int unread = 0;
 			next = s->hnext;
 			if (s->remote || !s->conn ||
 			    !data_state(s->conn->state))
 				continue;
-			if (s->hold_fd >= 0)
-				ioctl(s->hold_fd, SIOCINQ, &unread);
 			/*
 			 * The program writes no more: what is in the pair is
 			 * all of it, drained as the send buffer makes room.
 			 */
 			s->exiting = true;
-			let_go(s, unread);
+			let_go(s, unread_of(s));
 		}
 	}
 	rudp__sock_service();

@@ -32,7 +32,8 @@ struct rudp__sock {
 	int domain;
 	bool in_table;
 	bool remote;          /* the protocol runs elsewhere, or has ended */
-	bool listening;       /* (remote) it was a listener */
+	bool listening;       /* listen() succeeded (remote: it was a listener);
+				 atomic: accept() reads it under tab_mu alone */
 	bool connected;       /* (remote) it was established */
 	bool connecting;      /* connect() called, result not yet collected */
 	bool handshake_done;  /* the connection reached ESTABLISHED */
@@ -50,7 +51,8 @@ struct rudp__sock {
 	int sndbuf;           /* its send buffer size before the plug */
 	int so_error;         /* pending error, read by SO_ERROR */
 	unsigned waiters;     /* threads blocked on cv: keep us alive */
-	unsigned inflight;    /* (listener) accepted records not yet taken */
+	unsigned inflight;    /* (listener) accepted records not yet taken;
+				 atomic: accept() takes them off under tab_mu */
 	int opts[RUDP__OPT_N];
 	struct sockaddr_storage local, peer; /* (remote) cached addresses */
 	socklen_t locallen, peerlen;
@@ -113,6 +115,16 @@ bool rudp__sock_known(int fd);
 int rudp__sock_cookie(int fd, uint64_t *cookie);
 bool rudp__sock_known_cookie(uint64_t cookie);
 int rudp__sock_take_error_cookie(uint64_t cookie, int *err);
+
+/*
+ * accept() without the loop's lock: whether the socket with this cookie is
+ * a listener (0, -EINVAL, or -EBADF when it is not ours); and, once a
+ * record has arrived, whether its socket is ours (1: the listener counts
+ * one record fewer in flight), or a remote one (0), or the listener is
+ * gone (-EBADF).
+ */
+int rudp__sock_listener_cookie(uint64_t cookie);
+int rudp__sock_accepted_cookie(uint64_t listener, uint64_t cookie);
 
 /*
  * SO_ERROR without the loop's lock: what a program asks right after poll

@@ -96,7 +96,8 @@ ROWS=(idle_server_heap_per_conn_bytes idle_client_heap_per_conn_bytes
 	idle_server_rss_per_conn_bytes idle_client_rss_per_conn_bytes
 	idle_server_fds_per_conn idle_client_fds_per_conn
 	idle_kernel_slab_per_conn_bytes idle_cpu_pct rate_conns_per_s rate_cpu_us_per_conn rate_server_loop_cpu_us_per_conn
-	rate_client_loop_cpu_us_per_conn rate_connect_p50_us)
+	rate_client_loop_cpu_us_per_conn rate_server_loop_bound_conns_per_s
+	rate_connect_p50_us)
 declare -A TITLE=(
 	[idle_server_heap_per_conn_bytes]="$n idle: heap/conn, accepting process"
 	[idle_client_heap_per_conn_bytes]="$n idle: heap/conn, connecting process"
@@ -109,6 +110,7 @@ declare -A TITLE=(
 	[rate_conns_per_s]="new connections/s, $conc in flight"
 	[rate_cpu_us_per_conn]="CPU per new connection, both ends"
 	[rate_server_loop_cpu_us_per_conn]="  of which server loop thread"
+	[rate_server_loop_bound_conns_per_s]="one server loop thread's capacity"
 	[rate_client_loop_cpu_us_per_conn]="  of which client loop thread"
 	[rate_connect_p50_us]="connect() p50, $conc in flight"
 )
@@ -120,6 +122,7 @@ declare -A UNIT=(
 	[idle_cpu_pct]="% of a core" [rate_conns_per_s]=conn/s
 	[rate_cpu_us_per_conn]=µs [rate_server_loop_cpu_us_per_conn]=µs
 	[rate_client_loop_cpu_us_per_conn]=µs [rate_connect_p50_us]=µs
+	[rate_server_loop_bound_conns_per_s]=conn/s
 )
 declare -A vals=()
 
@@ -195,7 +198,10 @@ echo "  plus whatever else the machine did meanwhile."
 echo "- rate: the server accepts and closes, the client reads end of file and"
 echo "  closes (TIME_WAIT on the server, as for an HTTP/1.0 server); CPU per"
 echo "  connection is both processes' getrusage over the measured interval;"
-echo "  loop thread is the library's event-loop thread alone (schedstat)."
+echo "  loop thread is the library's event-loop thread alone (schedstat);"
+echo "  its capacity is 1e6 / its µs per connection: the new connections/s"
+echo "  one loop thread could carry with a core to itself (the issue's"
+echo "  target), where end to end the four threads share two cores."
 echo "  connections/s depends on what else the machine runs; CPU per"
 echo "  connection much less."
 [ -z "$n_note" ] || echo "- $n_note."

@@ -247,21 +247,18 @@ static bool marked(const struct sockaddr *a, socklen_t len)
 	return port ? rudp__ports_has(&ports, (uint16_t)port) : ports.all;
 }
 
-/* Whether fd is a kernel TCP socket (the kind we may take over). */
-static bool kernel_tcp(int fd, int *domain)
+/*
+ * Whether fd is a kernel TCP socket (the kind we may take over): only
+ * AF_INET and AF_INET6 sockets speak IPPROTO_TCP.  Never one of ours,
+ * which are AF_UNIX.
+ */
+static bool kernel_tcp(int fd)
 {
 	int v;
 	socklen_t len = sizeof(v);
 
-	if (libc_getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) < 0 ||
-	    v != IPPROTO_TCP)
-		return false;
-	len = sizeof(v);
-	if (libc_getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) < 0 ||
-	    (v != AF_INET && v != AF_INET6))
-		return false;
-	*domain = v;
-	return true;
+	return libc_getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) == 0 &&
+	       v == IPPROTO_TCP;
 }
 
 /* Whether the shim has anything to do with fd at all: the fast path. */
@@ -299,8 +296,6 @@ static void regs_forget(int fd)
 
 static void regs_track(int epfd, int op, int fd, const struct epoll_event *ev)
 {
-	int domain;
-
 	pthread_mutex_lock(&regs_mu);
 	for (size_t i = 0; i < nregs; i++) {
 		if (regs[i].epfd != epfd || regs[i].fd != fd)
@@ -311,7 +306,7 @@ static void regs_track(int epfd, int op, int fd, const struct epoll_event *ev)
 			regs[i].ev = *ev;
 		goto out;
 	}
-	if (op != EPOLL_CTL_ADD || !ev || !kernel_tcp(fd, &domain))
+	if (op != EPOLL_CTL_ADD || !ev || !kernel_tcp(fd))
 		goto out;
 	if (nregs == capregs) {
 		size_t cap = capregs ? 2 * capregs : 16;
@@ -358,42 +353,49 @@ static const struct { int level, name; } carried[] = {
  * same O_NONBLOCK and FD_CLOEXEC, the same options and epoll registrations,
  * and bound to the same address if it was bound.  Returns 0 or -errno.
  */
-static int take_over(int fd, int domain)
+static int take_over(int fd)
 {
-	struct sockaddr_storage bound;
-	socklen_t blen = sizeof(bound);
-	int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD), n;
-	int vals[sizeof(carried) / sizeof(carried[0])];
-	struct linger lg;
-	socklen_t lglen = sizeof(lg);
+	struct rudp__carry carry = { .nopts = sizeof(carried) / sizeof(carried[0]) };
+	socklen_t lglen = sizeof(carry.linger);
+	int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD), domain;
 
+	_Static_assert(sizeof(carried) / sizeof(carried[0]) <= RUDP__CARRY_MAX,
+		       "struct rudp__carry has room for every carried option");
 	if (fl < 0 || fdfl < 0)
 		return -errno;
-	if (libc_getsockname(fd, (struct sockaddr *)&bound, &blen) < 0)
-		blen = 0;
-	for (size_t i = 0; i < sizeof(carried) / sizeof(carried[0]); i++) {
-		socklen_t l = sizeof(vals[i]);
+	/*
+	 * The address's family is the socket's domain: one system call
+	 * fewer than asking SO_DOMAIN as well.
+	 */
+	carry.boundlen = sizeof(carry.bound);
+	if (libc_getsockname(fd, (struct sockaddr *)&carry.bound,
+			     &carry.boundlen) < 0)
+		return -errno;
+	domain = carry.bound.ss_family;
+	if (domain != AF_INET && domain != AF_INET6)
+		return -EAFNOSUPPORT;
+	if (port_of((struct sockaddr *)&carry.bound, carry.boundlen) <= 0)
+		carry.boundlen = 0;
+	for (size_t i = 0; i < carry.nopts; i++) {
+		socklen_t l = sizeof(carry.opts[i].val);
+		carry.opts[i].level = carried[i].level;
+		carry.opts[i].name = carried[i].name;
 		if (libc_getsockopt(fd, carried[i].level, carried[i].name,
-				    &vals[i], &l) < 0)
-			vals[i] = 0;
+				    &carry.opts[i].val, &l) < 0)
+			carry.opts[i].val = 0;
 	}
-	if (libc_getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &lglen) < 0)
-		memset(&lg, 0, sizeof(lg));
-	n = rudp__socket_onto(fd, domain, SOCK_STREAM | SOCK_CLOEXEC |
+	if (libc_getsockopt(fd, SOL_SOCKET, SO_LINGER, &carry.linger, &lglen) < 0)
+		memset(&carry.linger, 0, sizeof(carry.linger));
+	if (rudp__socket_onto(fd, domain, SOCK_STREAM | SOCK_CLOEXEC |
 			      ((fl & O_NONBLOCK) ? SOCK_NONBLOCK : 0),
-			      (fdfl & FD_CLOEXEC) != 0);
-	if (n < 0)
-		return -errno;
+			      (fdfl & FD_CLOEXEC) != 0, &carry) < 0) {
+		int e = errno;
+		/* A failed bind leaves the socket replaced all the same. */
+		if (rudp__owns(fd))
+			regs_replay(fd);
+		return -e;
+	}
 	regs_replay(fd);
-	for (size_t i = 0; i < sizeof(carried) / sizeof(carried[0]); i++)
-		if (vals[i])
-			rudp_setsockopt(fd, carried[i].level, carried[i].name,
-					&vals[i], sizeof(vals[i]));
-	if (lg.l_onoff)
-		rudp_setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	if (port_of((struct sockaddr *)&bound, blen) > 0 &&
-	    rudp_bind(fd, (struct sockaddr *)&bound, blen) < 0)
-		return -errno;
 	rudp__log(RUDP__LOG_DEBUG, "fd %d: taken over by rudp", fd);
 	return 0;
 }
@@ -405,43 +407,51 @@ static int fail(int r)
 	return -1;
 }
 
+/*
+ * bind and connect: a kernel TCP socket is taken over when the address is
+ * marked.  That test comes first because it is the one every new
+ * connection passes, and a kernel TCP socket needs no ownership test (one
+ * system call fewer); a repeated call on one of ours pays it instead.
+ */
 static int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	int domain, r;
+	int r;
 
 	if (rudp__in_core || !ports.any)
 		return libc_bind(fd, addr, len);
+	if (marked(addr, len) && kernel_tcp(fd)) {
+		r = take_over(fd);
+		if (r < 0)
+			return fail(r);
+		return rudp_bind(fd, addr, len);
+	}
 	if (rudp__owns(fd))
 		return rudp_bind(fd, addr, len);
-	if (!marked(addr, len) || !kernel_tcp(fd, &domain))
-		return libc_bind(fd, addr, len);
-	r = take_over(fd, domain);
-	if (r < 0)
-		return fail(r);
-	return rudp_bind(fd, addr, len);
+	return libc_bind(fd, addr, len);
 }
 
 static int shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	int domain, r;
+	int r;
 
 	if (rudp__in_core || !ports.any)
 		return libc_connect(fd, addr, len);
+	if (marked(addr, len) && kernel_tcp(fd)) {
+		r = take_over(fd);
+		if (r < 0)
+			return fail(r);
+		return rudp_connect(fd, addr, len);
+	}
 	if (rudp__owns(fd))
 		return rudp_connect(fd, addr, len);
-	if (!marked(addr, len) || !kernel_tcp(fd, &domain))
-		return libc_connect(fd, addr, len);
-	r = take_over(fd, domain);
-	if (r < 0)
-		return fail(r);
-	return rudp_connect(fd, addr, len);
+	return libc_connect(fd, addr, len);
 }
 
 static int shim_listen(int fd, int backlog)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	int domain, r;
+	int r;
 
 	if (rudp__in_core || !ports.any)
 		return libc_listen(fd, backlog);
@@ -451,10 +461,10 @@ static int shim_listen(int fd, int backlog)
 	 * listen() on an unbound socket picks a port; which one is unknown
 	 * until then, so only "every port" covers it.
 	 */
-	if (ports.all && kernel_tcp(fd, &domain) &&
+	if (ports.all && kernel_tcp(fd) &&
 	    libc_getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
 	    port_of((struct sockaddr *)&ss, len) == 0) {
-		r = take_over(fd, domain);
+		r = take_over(fd);
 		if (r < 0)
 			return fail(r);
 		return rudp_listen(fd, backlog);
@@ -617,15 +627,12 @@ static int shim_setsockopt(int fd, int lvl, int name, const void *v,
 static ssize_t shim_sendto(int fd, const void *buf, size_t n, int flags,
 			   const struct sockaddr *a, socklen_t l)
 {
-	int domain;
-
 	if (!a || rudp__in_core || !ports.any)
 		return libc_sendto(fd, buf, n, flags, a, l);
 	if (!rudp__owns(fd)) {
-		if (!(flags & MSG_FASTOPEN) || !marked(a, l) ||
-		    !kernel_tcp(fd, &domain))
+		if (!(flags & MSG_FASTOPEN) || !marked(a, l) || !kernel_tcp(fd))
 			return libc_sendto(fd, buf, n, flags, a, l);
-		int r = take_over(fd, domain);
+		int r = take_over(fd);
 		if (r < 0)
 			return fail(r);
 	}
@@ -646,11 +653,10 @@ static ssize_t shim_sendmsg(int fd, const struct msghdr *m, int flags)
 	if (!rudp__owns(fd) && !(flags & MSG_FASTOPEN))
 		return libc_sendmsg(fd, m, flags);
 	if (!rudp__owns(fd)) {
-		int domain, r;
-		if (!marked(m->msg_name, m->msg_namelen) ||
-		    !kernel_tcp(fd, &domain))
+		int r;
+		if (!marked(m->msg_name, m->msg_namelen) || !kernel_tcp(fd))
 			return libc_sendmsg(fd, m, flags);
-		r = take_over(fd, domain);
+		r = take_over(fd);
 		if (r < 0)
 			return fail(r);
 	}
