@@ -660,32 +660,37 @@ void rudp__lep_flush(struct rudp__lep *lep)
 	bool more = true;
 
 	/*
-	 * Gather what the endpoint wants to send into one batch (each
-	 * datagram written in place, back to back), hand the batch to the
-	 * kernel, and repeat while the batch filled up.
+	 * Gather what the endpoint wants to send into one batch (headers
+	 * written back to back, payloads left in the send rings), hand the
+	 * batch to the kernel, and repeat while the batch filled up.  The
+	 * payloads stay valid until the send: nothing here takes in a
+	 * datagram (only an ack frees ring bytes), and a connection that
+	 * produced data cannot end while it does (its state only moves to
+	 * FIN_WAIT_1 or LAST_ACK here).
 	 */
 	while (more) {
 		tx->n = 0;
 		tx->used = 0;
-		more = false;
 		while (tx->n < RUDP__TX_MAX) {
 			struct rudp__txdgram *d = &tx->d[tx->n];
-			if (tx->cap - tx->used < RUDP__MAX_DGRAM) {
-				more = true;
-				break;
-			}
+			struct rudp__slices pay;
 			ssize_t n = rudp__ep_send(&lep->ep, tx->buf + tx->used,
-						  RUDP__MAX_DGRAM, &d->to,
+						  RUDP__MAX_HDR, &pay, &d->to,
 						  &d->tolen, now);
 			if (n <= 0)
 				break;
-			d->off = (uint32_t)tx->used;
+			d->iov[0].iov_base = tx->buf + tx->used;
+			d->iov[0].iov_len = (size_t)n;
 			d->len = (uint32_t)n;
+			for (unsigned k = 0; k < pay.n; k++) {
+				d->iov[1 + k] = pay.iov[k];
+				d->len += (uint32_t)pay.iov[k].iov_len;
+			}
+			d->niov = 1 + pay.n;
 			tx->used += (size_t)n;
 			tx->n++;
 		}
-		if (tx->n == RUDP__TX_MAX)
-			more = true;
+		more = tx->n == RUDP__TX_MAX;
 		if (!tx->n)
 			break;
 		/*

@@ -132,16 +132,31 @@ static bool chance(struct sim *s, unsigned pct)
 	return pct && sim_rand(s) % 100 < pct;
 }
 
+size_t sim_flatten(uint8_t *buf, size_t hlen, const struct rudp__slices *pay)
+{
+	size_t n = hlen;
+
+	for (unsigned k = 0; k < pay->n; k++) {
+		memcpy(buf + n, pay->iov[k].iov_base, pay->iov[k].iov_len);
+		n += pay->iov[k].iov_len;
+	}
+	return n;
+}
+
 void sim_flush(struct sim *s)
 {
 	uint8_t buf[RUDP__MAX_DGRAM];
+	struct rudp__slices pay;
 	struct sockaddr_storage to;
 	socklen_t tolen;
-	ssize_t n;
+	ssize_t hl;
 
 	for (int i = 0; i < SIM_NODES; i++) {
-		while ((n = rudp__ep_send(&s->node[i].ep, buf, sizeof(buf), &to,
-					  &tolen, s->now)) > 0) {
+		while ((hl = rudp__ep_send(&s->node[i].ep, buf, sizeof(buf),
+					   &pay, &to, &tolen, s->now)) > 0) {
+			size_t n = sim_flatten(buf, (size_t)hl, &pay);
+			if (pay.n == 2)
+				s->wrapped++;
 			int dst = node_of(s, &to);
 			struct rudp__hdr h;
 			const uint8_t *payload;
@@ -149,7 +164,7 @@ void sim_flush(struct sim *s)
 			bool drop = dst < 0 || chance(s, s->loss_pct);
 
 			if (!drop && s->filter &&
-			    rudp__wire_decode(buf, (size_t)n, &h, &payload,
+			    rudp__wire_decode(buf, n, &h, &payload,
 					      &why) == 0)
 				drop = s->filter(s, i, &h);
 			if (!drop && s->rate_bps && s->queue_max &&
@@ -159,13 +174,13 @@ void sim_flush(struct sim *s)
 				s->queue_drops++;
 			}
 			if (s->strip_tsecr &&
-			    rudp__wire_decode(buf, (size_t)n, &h, &payload,
+			    rudp__wire_decode(buf, n, &h, &payload,
 					      &why) == 0) {
 				/* Re-encode in place with no echo. */
 				h.tsecr = 0;
 				rudp__wire_encode(&h, payload, buf, sizeof(buf));
 			}
-			record(s, i, dst, buf, (size_t)n, drop);
+			record(s, i, dst, buf, n, drop);
 			if (drop)
 				continue;
 			rudp__usec at = s->now + s->delay;
@@ -181,9 +196,9 @@ void sim_flush(struct sim *s)
 			}
 			if (chance(s, s->reorder_pct) && s->jitter)
 				at += sim_rand(s) % s->jitter;
-			enqueue(s, i, dst, buf, (size_t)n, at);
+			enqueue(s, i, dst, buf, n, at);
 			if (chance(s, s->dup_pct))
-				enqueue(s, i, dst, buf, (size_t)n,
+				enqueue(s, i, dst, buf, n,
 					at + (s->jitter ? sim_rand(s) % s->jitter
 							: 0));
 		}

@@ -100,6 +100,7 @@ struct sim {
 	rudp__usec queue_max;
 	uint64_t queue_drops;
 	uint64_t pktno;
+	uint64_t wrapped;     /* datagrams whose payload wrapped a send ring */
 	struct sim_trace trace[SIM_TRACE];
 	size_t ntrace;
 };
@@ -109,6 +110,13 @@ void sim_free(struct sim *s);
 
 /* Uniform random number from the simulation's seeded generator. */
 uint32_t sim_rand(struct sim *s);
+
+/*
+ * Makes the datagram rudp__ep_send handed out in pieces one buffer, as the
+ * kernel would: the payload slices copied in after the hlen header bytes
+ * at buf (which has room for a whole datagram).  Returns its length.
+ */
+size_t sim_flatten(uint8_t *buf, size_t hlen, const struct rudp__slices *pay);
 
 /* Collects what every endpoint wants to send and puts it on the wire. */
 void sim_flush(struct sim *s);

@@ -98,6 +98,25 @@ START_TEST(test_stream_clean_transfer_and_close)
 }
 END_TEST
 
+/*
+ * Payloads go out in place from the send ring, so a segment whose bytes
+ * wrap around the ring's end is two slices: with a ring that is no
+ * multiple of the segment size many do, and every byte still arrives.
+ */
+START_TEST(test_stream_payload_sent_in_place_across_ring_wrap)
+{
+	cfg.snd_buf = 10007;
+	sim_free(&sim);
+	init_sim(3);
+	connect_apps();
+	app_a.to_send = 500 * 1000;
+	ck_assert(sim_run(&sim, sim.now + 60 * S, transfer_done));
+	ck_assert(!app_b.corrupt);
+	ck_assert_uint_gt(sim.wrapped, 10);
+	ck_assert_uint_eq(sim.node[B].ep.stats.data_in, 500 * 1000);
+}
+END_TEST
+
 START_TEST(test_stream_both_directions_at_once)
 {
 	connect_apps();
@@ -902,6 +921,7 @@ static Suite *stream_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_stream_clean_transfer_and_close);
 	tcase_add_test(tc, test_stream_both_directions_at_once);
+	tcase_add_test(tc, test_stream_payload_sent_in_place_across_ring_wrap);
 	tcase_add_test(tc, test_stream_sequence_wraps);
 	tcase_add_test(tc, test_stream_seeded_impairments_deliver_exactly);
 	suite_add_tcase(s, tc);
