@@ -580,6 +580,29 @@ static bool receiving(enum rudp__state s)
 }
 
 /*
+ * Offers a segment's payload that starts exactly at rcv_nxt to the owner's
+ * deliver hook, when nothing stored waits ahead of it, and moves the
+ * window past what the program took.  Returns how many bytes it took.
+ * Only as much as the window holds is offered, as storing would trim it.
+ */
+static size_t offer(struct rudp__conn *c, const struct rudp__hdr *h,
+		    const uint8_t *payload, int *adv)
+{
+	const struct rudp__ep_ops *ops = &c->ep->ops;
+	size_t n = h->len, took;
+
+	if (!ops->deliver || h->seq != c->rb.nxt ||
+	    rudp__rcvbuf_ready(&c->rb))
+		return 0;
+	if (n > rudp__rcvbuf_window(&c->rb))
+		n = rudp__rcvbuf_window(&c->rb);
+	took = ops->deliver(ops->ud, c, payload, n);
+	if (took)
+		*adv = rudp__rcvbuf_pass(&c->rb, took);
+	return took;
+}
+
+/*
  * Payload and FIN of a segment that passed the ack checks.  Decides when
  * to acknowledge: at once for anything out of order, duplicated or final,
  * otherwise every second full segment or after the delayed-ack timeout.
@@ -604,10 +627,16 @@ static void take_data(struct rudp__conn *c, const struct rudp__hdr *h,
 			c->ack_pending = true;
 			return;
 		}
-		adv = rudp__rcvbuf_insert(&c->rb, h->seq, payload, h->len,
-					  &dup);
-		if (adv < 0)
-			adv = 0;
+		size_t took = offer(c, h, payload, &adv);
+		if (took < h->len) {
+			int more = rudp__rcvbuf_insert(&c->rb,
+						       h->seq + (uint32_t)took,
+						       payload + took,
+						       h->len - took, &dup);
+			if (more > 0)
+				adv += more;
+		}
+		dup = dup && !took;
 		if (dup)
 			c->ep->stats.dup_data += h->len;
 		if (adv > 0) {

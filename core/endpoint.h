@@ -34,6 +34,16 @@ struct rudp__ep_ops {
 	 * route MTU); the configured mss when absent.
 	 */
 	uint32_t (*mss)(void *ud, const struct sockaddr *peer, socklen_t len);
+	/*
+	 * Optional: offers n in-order bytes of c to its program before they
+	 * would be stored, saving the copy into the reorder buffer and back
+	 * out.  Returns how many the program took (0 to n); the rest is
+	 * stored as without the hook.  Called synchronously, only while no
+	 * stored byte waits ahead of them, so the order holds.  Bytes the
+	 * program will never read may be taken and dropped.
+	 */
+	size_t (*deliver)(void *ud, struct rudp__conn *c, const uint8_t *p,
+			  size_t n);
 };
 
 struct rudp__ep_stats {

@@ -103,6 +103,13 @@ static unsigned loop_backlog_extra(void *ud, struct rudp__conn *l)
 	return L.hooks->backlog_extra(l);
 }
 
+static size_t loop_deliver(void *ud, struct rudp__conn *c, const uint8_t *p,
+			   size_t n)
+{
+	(void)ud;
+	return L.hooks->deliver(c, p, n);
+}
+
 static uint32_t loop_peer_mss(void *ud, const struct sockaddr *peer,
 			      socklen_t len)
 {
@@ -538,6 +545,7 @@ int rudp__lep_open(int domain, const struct sockaddr *local,
 		.on_event = loop_on_event,
 		.backlog_extra = loop_backlog_extra,
 		.mss = loop_peer_mss,
+		.deliver = loop_deliver,
 	};
 	struct rudp__lep *lep = calloc(1, sizeof(*lep));
 	int r;

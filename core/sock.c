@@ -623,6 +623,32 @@ static void pump_out(struct rudp__sock *s)
 	rudp__ep_settle(&s->lep->ep, c);
 }
 
+/*
+ * Core hook: in-order bytes that arrived while nothing waited ahead of them
+ * go straight from the received datagram into our end, the one copy the
+ * pair needs anyway, instead of through the reorder buffer and pump_out.
+ * What the pair does not take now the core stores, and pump_out sends it
+ * once there is room, as before.
+ */
+static size_t deliver_direct(struct rudp__conn *c, const uint8_t *p,
+			     size_t n)
+{
+	struct rudp__sock *s = c->user;
+	ssize_t w;
+
+	if (!s || s->core_fd < 0)
+		return 0;
+	do
+		w = send(s->core_fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w >= 0)
+		return (size_t)w;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return 0;
+	/* The program will never read again (shut down, closed): dropped. */
+	return n;
+}
+
 /* The epoll events our end needs now. */
 static uint32_t wanted(const struct rudp__sock *s)
 {
@@ -1105,4 +1131,5 @@ const struct rudp__loop_hooks rudp__sock_hooks = {
 	.free_sock = free_sock,
 	.service = rudp__sock_service,
 	.exit_flush = rudp__sock_exit_flush,
+	.deliver = deliver_direct,
 };

@@ -331,6 +331,32 @@ void sim_app_add(struct sim *s, struct sim_app *a)
 	s->apps = a;
 }
 
+/* Checks n bytes app a receives against the pattern and counts them. */
+static void app_read(struct sim_app *a, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != sim_pattern(a->rx_seed, a->received + i))
+			a->corrupt = true;
+	a->received += n;
+}
+
+size_t sim_deliver(void *ud, struct rudp__conn *c, const uint8_t *p,
+		   size_t n)
+{
+	struct sim_node *node = ud;
+	struct sim_app *a = node->sim->apps;
+
+	while (a && a->c != c)
+		a = a->next;
+	if (!a || a->stop_reading)
+		return 0;
+	if (n > a->direct_max)
+		n = a->direct_max;
+	app_read(a, p, n);
+	a->direct += n;
+	return n;
+}
+
 void sim_app_pump(struct sim *s, struct sim_app *a)
 {
 	struct rudp__conn *c = a->c;
@@ -363,11 +389,8 @@ void sim_app_pump(struct sim *s, struct sim_app *a)
 	       (n = rudp__conn_recv_peek(c, &q)) > 0) {
 		if (n > budget)
 			n = budget;
-		for (size_t i = 0; i < n; i++)
-			if (q[i] != sim_pattern(a->rx_seed, a->received + i))
-				a->corrupt = true;
+		app_read(a, q, n);
 		rudp__conn_recv_consume(c, n);
-		a->received += n;
 		budget -= n;
 	}
 	if (rudp__conn_recv_eof(c))

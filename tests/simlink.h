@@ -49,6 +49,12 @@ struct sim_app {
 	bool shut_when_done;         /* shutdown(SHUT_WR) after the last byte */
 	bool eof;                    /* saw the peer's end of stream */
 	bool corrupt;                /* a byte differed from the pattern */
+	/*
+	 * With sim_deliver as its node's deliver hook: the most it takes of
+	 * each offer (0 takes nothing), and how many bytes it took so.
+	 */
+	size_t direct_max;
+	uint64_t direct;
 	struct sim_app *next;
 };
 
@@ -142,6 +148,13 @@ struct rudp__conn *sim_listen(struct sim *s, int n, unsigned backlog);
 
 /* Attaches app to the simulation; it is pumped after every step. */
 void sim_app_add(struct sim *s, struct sim_app *a);
+
+/*
+ * A deliver hook (struct rudp__ep_ops) for a node whose apps take bytes as
+ * they arrive: the app on connection c takes up to its direct_max.
+ */
+size_t sim_deliver(void *ud, struct rudp__conn *c, const uint8_t *p,
+		   size_t n);
 
 /* Moves data between app and its connection as the program would. */
 void sim_app_pump(struct sim *s, struct sim_app *a);
