@@ -624,6 +624,27 @@ static void pump_out(struct rudp__sock *s)
 }
 
 /*
+ * The pair's buffer (about 200 KiB by default) is what lets bytes skip the
+ * reorder buffer, and a bulk transfer arrives in batches of up to 2 MiB:
+ * once the pair is full, the rest of a batch takes the way through the
+ * ring and pump_out, a copy more.  So the first time it fills, our end may
+ * hold as much as the receive buffer (the kernel doubles what it is given).
+ * The cost is kernel memory, only while the program reads slower than
+ * bytes arrive; a connection whose program keeps up never pays it.  Past
+ * net.core.wmem_max only root may go, as with the UDP sockets' buffers.
+ */
+static void grow_out(struct rudp__sock *s, const struct rudp__conn *c)
+{
+	int want = (int)(c->rb.cap / 2);
+
+	s->out_grown = true;
+	if (setsockopt(s->core_fd, SOL_SOCKET, SO_SNDBUFFORCE, &want,
+		       sizeof(want)) < 0)
+		(void)setsockopt(s->core_fd, SOL_SOCKET, SO_SNDBUF, &want,
+				 sizeof(want));
+}
+
+/*
  * Core hook: in-order bytes that arrived while nothing waited ahead of them
  * go straight from the received datagram into our end, the one copy the
  * pair needs anyway, instead of through the reorder buffer and pump_out.
@@ -638,15 +659,19 @@ static size_t deliver_direct(struct rudp__conn *c, const uint8_t *p,
 
 	if (!s || s->core_fd < 0)
 		return 0;
-	do
+	for (;;) {
 		w = send(s->core_fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-	while (w < 0 && errno == EINTR);
-	if (w >= 0)
-		return (size_t)w;
-	if (errno == EAGAIN || errno == EWOULDBLOCK)
-		return 0;
-	/* The program will never read again (shut down, closed): dropped. */
-	return n;
+		if (w >= 0)
+			return (size_t)w;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			/* The program will never read again: dropped. */
+			return n;
+		if (s->out_grown)
+			return 0;
+		grow_out(s, c);
+	}
 }
 
 /* The epoll events our end needs now. */
