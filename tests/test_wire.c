@@ -119,6 +119,19 @@ static struct rudp__hdr data_hdr(void)
 	return h;
 }
 
+/* A data segment that also reports two early ranges. */
+static struct rudp__hdr sacked_data_hdr(void)
+{
+	struct rudp__hdr h = data_hdr();
+
+	h.nsack = 2;
+	h.sack[0].start = 1;
+	h.sack[0].end = 2;
+	h.sack[1].start = 3;
+	h.sack[1].end = 4;
+	return h;
+}
+
 /* A bare SYN: the only datagram addressed to connection id 0. */
 static struct rudp__hdr syn_hdr(void)
 {
@@ -320,13 +333,7 @@ END_TEST
 
 START_TEST(test_wire_rejects_truncated)
 {
-	struct rudp__hdr h = data_hdr();
-
-	h.nsack = 2;
-	h.sack[0].start = 1;
-	h.sack[0].end = 2;
-	h.sack[1].start = 3;
-	h.sack[1].end = 4;
+	struct rudp__hdr h = sacked_data_hdr();
 	size_t n = (size_t)rudp__wire_encode(&h, payload_bytes, buf,
 					     sizeof(buf));
 	ck_assert_uint_eq(n, RUDP__HDR_LEN + 2 * RUDP__SACK_LEN + h.len);
@@ -717,13 +724,7 @@ END_TEST
 
 START_TEST(test_wire_encode_hdr_is_encode_without_payload)
 {
-	struct rudp__hdr h = data_hdr();
-
-	h.nsack = 2;
-	h.sack[0].start = 3000;
-	h.sack[0].end = 3100;
-	h.sack[1].start = 3200;
-	h.sack[1].end = 3300;
+	struct rudp__hdr h = sacked_data_hdr();
 	ssize_t full = rudp__wire_encode(&h, payload_bytes, buf, sizeof(buf));
 	/*
 	 * A datagram sent in slices is the header, then the payload from
