@@ -580,6 +580,29 @@ static bool receiving(enum rudp__state s)
 }
 
 /*
+ * Offers a segment's payload that starts exactly at rcv_nxt to the owner's
+ * deliver hook, when nothing stored waits ahead of it, and moves the
+ * window past what the program took.  Returns how many bytes it took.
+ * Only as much as the window holds is offered, as storing would trim it.
+ */
+static size_t offer(struct rudp__conn *c, const struct rudp__hdr *h,
+		    const uint8_t *payload, int *adv)
+{
+	const struct rudp__ep_ops *ops = &c->ep->ops;
+	size_t n = h->len, took;
+
+	if (!ops->deliver || h->seq != c->rb.nxt ||
+	    rudp__rcvbuf_ready(&c->rb))
+		return 0;
+	if (n > rudp__rcvbuf_window(&c->rb))
+		n = rudp__rcvbuf_window(&c->rb);
+	took = ops->deliver(ops->ud, c, payload, n);
+	if (took)
+		*adv = rudp__rcvbuf_pass(&c->rb, took);
+	return took;
+}
+
+/*
  * Payload and FIN of a segment that passed the ack checks.  Decides when
  * to acknowledge: at once for anything out of order, duplicated or final,
  * otherwise every second full segment or after the delayed-ack timeout.
@@ -604,10 +627,16 @@ static void take_data(struct rudp__conn *c, const struct rudp__hdr *h,
 			c->ack_pending = true;
 			return;
 		}
-		adv = rudp__rcvbuf_insert(&c->rb, h->seq, payload, h->len,
-					  &dup);
-		if (adv < 0)
-			adv = 0;
+		size_t took = offer(c, h, payload, &adv);
+		if (took < h->len) {
+			int more = rudp__rcvbuf_insert(&c->rb,
+						       h->seq + (uint32_t)took,
+						       payload + took,
+						       h->len - took, &dup);
+			if (more > 0)
+				adv += more;
+		}
+		dup = dup && !took;
 		if (dup)
 			c->ep->stats.dup_data += h->len;
 		if (adv > 0) {
@@ -1026,34 +1055,32 @@ static void acked_now(struct rudp__conn *c, const struct rudp__hdr *h)
 	c->last_wnd_sent = h->wnd;
 }
 
-/* Builds the datagram for rtx segment s (SYN, data or FIN). */
+/*
+ * Builds the datagram for rtx segment s (SYN, data or FIN): the header in
+ * buf, the payload left in the send ring for the kernel to read from there
+ * (pay), so sending costs no copy here.  Returns the header's length.
+ */
 static ssize_t write_seg(struct rudp__conn *c, struct rudp__seg *s,
 			 struct rudp__hdr *h, uint8_t *buf, size_t cap,
-			 rudp__usec now)
+			 struct rudp__slices *pay, rudp__usec now)
 {
 	uint32_t plen = s->len - ((s->flags & (RUDP__F_SYN | RUDP__F_FIN)) ? 1
 									    : 0);
-	size_t hl = rudp__wire_size(h);
 	ssize_t n;
 
 	h->flags |= s->flags;
 	h->seq = s->seq;
 	h->len = (uint16_t)plen;
-	if (hl + plen > cap)
-		return -EMSGSIZE;
-	if (plen)
-		rudp__sndbuf_copy(&c->sb, s->seq - c->snd_una,
-				  buf + hl, plen);
-	/* Encode the header in front of the payload copied in place. */
-	n = rudp__wire_encode(h, buf + hl, buf, cap);
+	n = rudp__wire_encode_hdr(h, buf, cap);
 	if (n < 0)
 		return n;
+	rudp__sndbuf_slices(&c->sb, s->seq - c->snd_una, plen, pay);
 	if (s->ntx)
 		c->ep->stats.retransmits++;
 	else
 		c->ep->stats.data_out += plen;
 	if (c->cc.ops && !(s->flags & RUDP__F_SYN))
-		rudp__pacer_sent(&c->pacer, (size_t)n,
+		rudp__pacer_sent(&c->pacer, (size_t)n + plen,
 				 rudp__cc_pacing_rate(&c->cc, c->rtt.srtt),
 				 c->mss, now);
 	/*
@@ -1074,13 +1101,14 @@ static ssize_t write_seg(struct rudp__conn *c, struct rudp__seg *s,
 }
 
 ssize_t rudp__conn_write(struct rudp__conn *c, uint8_t *buf, size_t cap,
-			 rudp__usec now)
+			 struct rudp__slices *pay, rudp__usec now)
 {
 	struct rudp__hdr h;
 	struct rudp__seg *s;
 	uint32_t n;
 	ssize_t r;
 
+	pay->n = 0;
 	if (c->rst_pending) {
 		fill_common(c, &h, now);
 		h.flags = RUDP__F_RST;
@@ -1109,13 +1137,13 @@ ssize_t rudp__conn_write(struct rudp__conn *c, uint8_t *buf, size_t cap,
 		n = 0;
 	}
 	if (s && rtx_allowed(c, s))
-		return write_seg(c, s, &h, buf, cap, now);
+		return write_seg(c, s, &h, buf, cap, pay, now);
 	if (n) {
 		r = rudp__rtx_push(&c->rtx, c->snd_nxt, n, 0);
 		if (r < 0)
 			return r;
 		c->snd_nxt += n;
-		return write_seg(c, c->rtx.tail, &h, buf, cap, now);
+		return write_seg(c, c->rtx.tail, &h, buf, cap, pay, now);
 	}
 	if (fin_ready(c)) {
 		r = rudp__rtx_push(&c->rtx, c->snd_nxt, 1, RUDP__F_FIN);
@@ -1127,7 +1155,7 @@ ssize_t rudp__conn_write(struct rudp__conn *c, uint8_t *buf, size_t cap,
 		(void)rudp__conn_set_state(c, c->state == RUDP__ESTABLISHED
 						      ? RUDP__FIN_WAIT_1
 						      : RUDP__LAST_ACK);
-		return write_seg(c, c->rtx.tail, &h, buf, cap, now);
+		return write_seg(c, c->rtx.tail, &h, buf, cap, pay, now);
 	}
 	if (c->ka_due) {
 		/*

@@ -181,11 +181,13 @@ rudp__usec rudp__conn_deadline(const struct rudp__conn *c);
 bool rudp__conn_wants_tx(const struct rudp__conn *c);
 
 /*
- * Writes the next datagram c wants to send into buf.  Returns its length,
- * 0 when there is nothing to send, or a negative errno.
+ * Writes the header (with SACK blocks) of the next datagram c wants to send
+ * into buf and points pay at its payload, in place in the send ring; the
+ * datagram is the two together.  Returns the header's length, 0 when there
+ * is nothing to send, or a negative errno.
  */
 ssize_t rudp__conn_write(struct rudp__conn *c, uint8_t *buf, size_t cap,
-			 rudp__usec now);
+			 struct rudp__slices *pay, rudp__usec now);
 
 /*
  * Ends c at once with positive errno err, telling a synchronized peer with

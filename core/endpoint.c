@@ -232,9 +232,10 @@ void rudp__ep_recv(struct rudp__ep *ep, const struct sockaddr *from,
 }
 
 ssize_t rudp__ep_send(struct rudp__ep *ep, uint8_t *buf, size_t cap,
-		      struct sockaddr_storage *to, socklen_t *tolen,
-		      rudp__usec now)
+		      struct rudp__slices *pay, struct sockaddr_storage *to,
+		      socklen_t *tolen, rudp__usec now)
 {
+	pay->n = 0;
 	if (ep->nresets) {
 		struct rudp__reset *r = &ep->resets[0];
 		ssize_t n = rudp__wire_encode(&r->hdr, NULL, buf, cap);
@@ -255,7 +256,7 @@ ssize_t rudp__ep_send(struct rudp__ep *ep, uint8_t *buf, size_t cap,
 		if (!ep->txq_head)
 			ep->txq_tail = NULL;
 		c->in_txq = false;
-		ssize_t n = rudp__conn_write(c, buf, cap, now);
+		ssize_t n = rudp__conn_write(c, buf, cap, pay, now);
 		if (n > 0) {
 			memcpy(to, &c->peer, c->peerlen);
 			*tolen = c->peerlen;

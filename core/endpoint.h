@@ -34,6 +34,16 @@ struct rudp__ep_ops {
 	 * route MTU); the configured mss when absent.
 	 */
 	uint32_t (*mss)(void *ud, const struct sockaddr *peer, socklen_t len);
+	/*
+	 * Optional: offers n in-order bytes of c to its program before they
+	 * would be stored, saving the copy into the reorder buffer and back
+	 * out.  Returns how many the program took (0 to n); the rest is
+	 * stored as without the hook.  Called synchronously, only while no
+	 * stored byte waits ahead of them, so the order holds.  Bytes the
+	 * program will never read may be taken and dropped.
+	 */
+	size_t (*deliver)(void *ud, struct rudp__conn *c, const uint8_t *p,
+			  size_t n);
 };
 
 struct rudp__ep_stats {
@@ -102,12 +112,18 @@ void rudp__ep_recv(struct rudp__ep *ep, const struct sockaddr *from,
 		   rudp__usec now);
 
 /*
- * Writes the next datagram to send into buf and its destination into *to.
- * Returns the length, 0 when nothing is left, or a negative errno.
+ * The next datagram to send: its header goes into buf (RUDP__MAX_HDR bytes
+ * always suffice), its payload is left where it lies in the connection's
+ * send ring and pay points at it, and its destination goes into *to.  The
+ * payload stays valid until the endpoint next takes in a datagram or one of
+ * its connections ends (only an ack or the end of a connection releases
+ * ring bytes), so a caller may collect a batch and hand it to the kernel in
+ * one call.  Returns the header's length, 0 when nothing is left, or a
+ * negative errno.
  */
 ssize_t rudp__ep_send(struct rudp__ep *ep, uint8_t *buf, size_t cap,
-		      struct sockaddr_storage *to, socklen_t *tolen,
-		      rudp__usec now);
+		      struct rudp__slices *pay, struct sockaddr_storage *to,
+		      socklen_t *tolen, rudp__usec now);
 
 static inline rudp__usec rudp__ep_deadline(const struct rudp__ep *ep)
 {

@@ -103,6 +103,13 @@ static unsigned loop_backlog_extra(void *ud, struct rudp__conn *l)
 	return L.hooks->backlog_extra(l);
 }
 
+static size_t loop_deliver(void *ud, struct rudp__conn *c, const uint8_t *p,
+			   size_t n)
+{
+	(void)ud;
+	return L.hooks->deliver(c, p, n);
+}
+
 static uint32_t loop_peer_mss(void *ud, const struct sockaddr *peer,
 			      socklen_t len)
 {
@@ -534,6 +541,7 @@ int rudp__lep_open(int domain, const struct sockaddr *local,
 		.on_event = loop_on_event,
 		.backlog_extra = loop_backlog_extra,
 		.mss = loop_peer_mss,
+		.deliver = loop_deliver,
 	};
 	struct rudp__lep *lep = calloc(1, sizeof(*lep));
 	int r;
@@ -656,32 +664,37 @@ void rudp__lep_flush(struct rudp__lep *lep)
 	bool more = true;
 
 	/*
-	 * Gather what the endpoint wants to send into one batch (each
-	 * datagram written in place, back to back), hand the batch to the
-	 * kernel, and repeat while the batch filled up.
+	 * Gather what the endpoint wants to send into one batch (headers
+	 * written back to back, payloads left in the send rings), hand the
+	 * batch to the kernel, and repeat while the batch filled up.  The
+	 * payloads stay valid until the send: nothing here takes in a
+	 * datagram (only an ack frees ring bytes), and a connection that
+	 * produced data cannot end while it does (its state only moves to
+	 * FIN_WAIT_1 or LAST_ACK here).
 	 */
 	while (more) {
 		tx->n = 0;
 		tx->used = 0;
-		more = false;
 		while (tx->n < RUDP__TX_MAX) {
 			struct rudp__txdgram *d = &tx->d[tx->n];
-			if (tx->cap - tx->used < RUDP__MAX_DGRAM) {
-				more = true;
-				break;
-			}
+			struct rudp__slices pay;
 			ssize_t n = rudp__ep_send(&lep->ep, tx->buf + tx->used,
-						  RUDP__MAX_DGRAM, &d->to,
+						  RUDP__MAX_HDR, &pay, &d->to,
 						  &d->tolen, now);
 			if (n <= 0)
 				break;
-			d->off = (uint32_t)tx->used;
+			d->iov[0].iov_base = tx->buf + tx->used;
+			d->iov[0].iov_len = (size_t)n;
 			d->len = (uint32_t)n;
+			for (unsigned k = 0; k < pay.n; k++) {
+				d->iov[1 + k] = pay.iov[k];
+				d->len += (uint32_t)pay.iov[k].iov_len;
+			}
+			d->niov = 1 + pay.n;
 			tx->used += (size_t)n;
 			tx->n++;
 		}
-		if (tx->n == RUDP__TX_MAX)
-			more = true;
+		more = tx->n == RUDP__TX_MAX;
 		if (!tx->n)
 			break;
 		/*

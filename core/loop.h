@@ -54,6 +54,8 @@ struct rudp__loop_hooks {
 	void (*service)(void);
 	/* At process exit: finish what the program's connections sent. */
 	void (*exit_flush)(rudp__usec linger);
+	/* The core's deliver hook (struct rudp__ep_ops): bytes to c's program. */
+	size_t (*deliver)(struct rudp__conn *c, const uint8_t *p, size_t n);
 };
 
 /*

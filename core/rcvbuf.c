@@ -66,6 +66,26 @@ static int add_range(struct rudp__rcvbuf *rb, uint32_t s, uint32_t e)
 	return 0;
 }
 
+/*
+ * Moves nxt to e, the end of bytes just taken in order, and on over every
+ * early range that now follows without a gap.  Returns how far it moved.
+ */
+static uint32_t advance(struct rudp__rcvbuf *rb, uint32_t e)
+{
+	uint32_t old = rb->nxt;
+
+	rb->nxt = e;
+	while (rb->nooo && rudp__seq_le(rb->ooo[0].start, rb->nxt)) {
+		if (rudp__seq_gt(rb->ooo[0].end, rb->nxt))
+			rb->nxt = rb->ooo[0].end;
+		memmove(&rb->ooo[0], &rb->ooo[1],
+			(rb->nooo - 1) * sizeof(rb->ooo[0]));
+		rb->nooo--;
+		rb->last = 0;
+	}
+	return rb->nxt - old;
+}
+
 int rudp__rcvbuf_insert(struct rudp__rcvbuf *rb, uint32_t seq,
 			const uint8_t *data, size_t len, bool *dup)
 {
@@ -103,18 +123,18 @@ int rudp__rcvbuf_insert(struct rudp__rcvbuf *rb, uint32_t seq,
 	*dup = false;
 	if (s != rb->nxt)
 		return 0;
-	/* In order: advance over it and over any early ranges it reaches. */
-	uint32_t old = rb->nxt;
-	rb->nxt = e;
-	while (rb->nooo && rudp__seq_le(rb->ooo[0].start, rb->nxt)) {
-		if (rudp__seq_gt(rb->ooo[0].end, rb->nxt))
-			rb->nxt = rb->ooo[0].end;
-		memmove(&rb->ooo[0], &rb->ooo[1],
-			(rb->nooo - 1) * sizeof(rb->ooo[0]));
-		rb->nooo--;
-		rb->last = 0;
-	}
-	return (int)(rb->nxt - old);
+	return (int)advance(rb, e);
+}
+
+int rudp__rcvbuf_pass(struct rudp__rcvbuf *rb, size_t n)
+{
+	/*
+	 * Nothing is ready, so base is nxt: both move past the bytes, and
+	 * head with them, which keeps every early byte at its index.
+	 */
+	rb->base += (uint32_t)n;
+	rb->head = (rb->head + n) % rb->cap;
+	return (int)advance(rb, rb->nxt + (uint32_t)n);
 }
 
 size_t rudp__rcvbuf_peek(const struct rudp__rcvbuf *rb, const uint8_t **p)

@@ -4,6 +4,8 @@
  * them, whatever arrived early.  A short sorted list of ranges says which
  * early bytes are present; it is also where SACK blocks come from.  Memory
  * is the ring alone, fixed per connection, so a peer can never make us grow.
+ * In-order bytes the program takes as they arrive are never stored at all
+ * (rudp__rcvbuf_pass): the ring is for what waits.
  */
 #ifndef RUDP_CORE_RCVBUF_H
 #define RUDP_CORE_RCVBUF_H
@@ -57,6 +59,15 @@ static inline size_t rudp__rcvbuf_ready(const struct rudp__rcvbuf *rb)
  */
 int rudp__rcvbuf_insert(struct rudp__rcvbuf *rb, uint32_t seq,
 			const uint8_t *data, size_t len, bool *dup);
+
+/*
+ * The n bytes at nxt went to the program without being stored (the caller
+ * handed them over directly, which keeps the order only while nothing is
+ * ready, and at most the window): the window moves past them.  Returns how
+ * many bytes nxt advanced by, n or more when they closed a gap before
+ * bytes that arrived early.
+ */
+int rudp__rcvbuf_pass(struct rudp__rcvbuf *rb, size_t n);
 
 /* The contiguous run of ready bytes at the front, and how long it is. */
 size_t rudp__rcvbuf_peek(const struct rudp__rcvbuf *rb, const uint8_t **p);

@@ -33,14 +33,23 @@ void rudp__sndbuf_commit(struct rudp__sndbuf *sb, size_t n)
 	sb->len += n;
 }
 
-void rudp__sndbuf_copy(const struct rudp__sndbuf *sb, size_t off,
-		       uint8_t *out, size_t n)
+void rudp__sndbuf_slices(const struct rudp__sndbuf *sb, size_t off, size_t n,
+			 struct rudp__slices *out)
 {
 	size_t at = (sb->head + off) % sb->cap;
 	size_t first = sb->cap - at < n ? sb->cap - at : n;
 
-	memcpy(out, sb->buf + at, first);
-	memcpy(out + first, sb->buf, n - first);
+	out->n = 0;
+	if (!n)
+		return;
+	out->iov[0].iov_base = sb->buf + at;
+	out->iov[0].iov_len = first;
+	out->n = 1;
+	if (first < n) {
+		out->iov[1].iov_base = sb->buf;
+		out->iov[1].iov_len = n - first;
+		out->n = 2;
+	}
 }
 
 void rudp__sndbuf_consume(struct rudp__sndbuf *sb, size_t n)

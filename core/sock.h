@@ -41,6 +41,7 @@ struct rudp__sock {
 	bool core_shut;       /* we shut our sending side: the program's EOF */
 	bool eof_in;          /* the program's end has no more to send */
 	bool out_blocked;     /* the program's end was full: wait to write */
+	bool out_grown;       /* our end's buffer raised for a bulk stream */
 	bool in_drained;      /* our end read empty: epoll tells when more comes */
 	bool closing;         /* the program let go: drain, then finish */
 	bool exiting;         /* process exit: what is in the pair is all */

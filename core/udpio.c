@@ -7,14 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wire.h"
+
 /* GSO takes at most this many segments, and 64 KiB in all. */
 #define GSO_MAX_SEGS 64
 #define GSO_MAX_BYTES 65000
 
 int rudp__udpio_init(struct rudp__txbatch *tx, struct rudp__rxbatch *rx)
 {
-	tx->cap = 8 * 65536;
-	tx->buf = malloc(tx->cap);
+	tx->buf = malloc((size_t)RUDP__TX_MAX * RUDP__MAX_HDR);
 	rx->buf = malloc((size_t)RUDP__RX_MAX * RUDP__RX_SLOT);
 	if (!tx->buf || !rx->buf) {
 		free(tx->buf);
@@ -40,18 +41,23 @@ static bool same_peer(const struct rudp__txdgram *a,
 	return a->tolen == b->tolen && memcmp(&a->to, &b->to, a->tolen) == 0;
 }
 
-/* One message per run of equal-sized datagrams to one peer. */
-struct group {
-	struct iovec iov;
-	struct {
-		_Alignas(struct cmsghdr) char buf[CMSG_SPACE(sizeof(uint16_t))];
-	} cm;
+/* The UDP_SEGMENT control message of one GSO message. */
+struct segcm {
+	_Alignas(struct cmsghdr) char buf[CMSG_SPACE(sizeof(uint16_t))];
 };
 
+/*
+ * Builds one message per run of equal-sized datagrams to one peer, with
+ * the pieces of its datagrams gathered into iov (which has room for every
+ * piece of the batch).  A GSO message is the concatenation hdr1,
+ * payload1, hdr2, payload2, ... which the kernel cuts back into datagrams
+ * every gso_size bytes, however the pieces fall.
+ */
 static unsigned build(const struct rudp__txbatch *tx, bool connected,
-		      bool gso, struct mmsghdr *msgs, struct group *g)
+		      bool gso, struct mmsghdr *msgs, struct segcm *g,
+		      struct iovec *iov)
 {
-	unsigned n = 0;
+	unsigned n = 0, niov = 0;
 
 	for (unsigned i = 0; i < tx->n;) {
 		const struct rudp__txdgram *d = &tx->d[i];
@@ -60,12 +66,11 @@ static unsigned build(const struct rudp__txbatch *tx, bool connected,
 
 		/*
 		 * Extend the run while the next datagram is as long (or is a
-		 * shorter last one), goes to the same peer and directly
-		 * follows in the buffer.
+		 * shorter last one) and goes to the same peer: the kernel
+		 * cuts at every gso_size bytes, so only the last may differ.
 		 */
 		while (gso && j < tx->n && j - i < GSO_MAX_SEGS &&
 		       tx->d[j].len <= d->len && same_peer(d, &tx->d[j]) &&
-		       tx->d[j].off == tx->d[j - 1].off + tx->d[j - 1].len &&
 		       total + tx->d[j].len <= GSO_MAX_BYTES) {
 			total += tx->d[j].len;
 			j++;
@@ -74,18 +79,21 @@ static unsigned build(const struct rudp__txbatch *tx, bool connected,
 		}
 		struct msghdr *m = &msgs[n].msg_hdr;
 		memset(m, 0, sizeof(*m));
-		g[n].iov.iov_base = tx->buf + d->off;
-		g[n].iov.iov_len = total;
-		m->msg_iov = &g[n].iov;
-		m->msg_iovlen = 1;
+		m->msg_iov = iov + niov;
+		for (unsigned k = i; k < j; k++) {
+			memcpy(iov + niov, tx->d[k].iov,
+			       tx->d[k].niov * sizeof(*iov));
+			niov += tx->d[k].niov;
+		}
+		m->msg_iovlen = (size_t)(iov + niov - m->msg_iov);
 		if (!connected) {
 			m->msg_name = (void *)&d->to;
 			m->msg_namelen = d->tolen;
 		}
 		if (j - i > 1) {
 			uint16_t seg = (uint16_t)d->len;
-			m->msg_control = g[n].cm.buf;
-			m->msg_controllen = sizeof(g[n].cm.buf);
+			m->msg_control = g[n].buf;
+			m->msg_controllen = sizeof(g[n].buf);
 			struct cmsghdr *c = CMSG_FIRSTHDR(m);
 			c->cmsg_level = SOL_UDP;
 			c->cmsg_type = UDP_SEGMENT;
@@ -102,8 +110,9 @@ int rudp__udpio_send(int fd, bool connected, struct rudp__udpcaps *caps,
 		     const struct rudp__txbatch *tx)
 {
 	struct mmsghdr msgs[RUDP__TX_MAX];
-	struct group g[RUDP__TX_MAX];
-	unsigned n = build(tx, connected, !caps->no_gso, msgs, g);
+	struct segcm g[RUDP__TX_MAX];
+	struct iovec iov[RUDP__TX_MAX * 3];
+	unsigned n = build(tx, connected, !caps->no_gso, msgs, g, iov);
 	unsigned done = 0;
 
 	while (done < n) {

@@ -14,20 +14,28 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #define RUDP__TX_MAX 64     /* datagrams per send batch */
 #define RUDP__RX_MAX 32     /* receive slots per recvmmsg() */
 #define RUDP__RX_SLOT 65536 /* bytes per slot: a whole coalesced buffer */
 
+/*
+ * One datagram to send, as pieces the kernel gathers: its header, written
+ * into the batch's buffer, then its payload where it already lies (a send
+ * ring; two slices when it wraps), so no byte is copied in user space.
+ */
 struct rudp__txdgram {
-	uint32_t off, len;
+	struct iovec iov[3];
+	unsigned niov;
+	uint32_t len; /* the datagram's length: every piece together */
 	struct sockaddr_storage to;
 	socklen_t tolen;
 };
 
 struct rudp__txbatch {
-	uint8_t *buf;
-	size_t cap, used;
+	uint8_t *buf; /* RUDP__TX_MAX headers of up to RUDP__MAX_HDR bytes */
+	size_t used;
 	struct rudp__txdgram d[RUDP__TX_MAX];
 	unsigned n;
 };

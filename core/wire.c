@@ -85,14 +85,14 @@ static enum rudp__wire_err check(const struct rudp__hdr *h)
 	return RUDP__WIRE_OK;
 }
 
-ssize_t rudp__wire_encode(const struct rudp__hdr *h, const void *payload,
-			  uint8_t *buf, size_t cap)
+ssize_t rudp__wire_encode_hdr(const struct rudp__hdr *h, uint8_t *buf,
+			      size_t cap)
 {
-	size_t n = rudp__wire_size(h);
+	size_t n = rudp__wire_size(h) - h->len;
 
 	if (check(h) != RUDP__WIRE_OK)
 		return -EINVAL;
-	if (n > cap || n > RUDP__MAX_DGRAM)
+	if (n > cap || rudp__wire_size(h) > RUDP__MAX_DGRAM)
 		return -EMSGSIZE;
 	put16(buf, RUDP__MAGIC);
 	buf[2] = RUDP__VERSION;
@@ -112,10 +112,22 @@ ssize_t rudp__wire_encode(const struct rudp__hdr *h, const void *payload,
 		put32(p, h->sack[i].start);
 		put32(p + 4, h->sack[i].end);
 	}
-	/* The caller may have built the payload in place already. */
-	if (h->len && p != (const uint8_t *)payload)
-		memcpy(p, payload, h->len);
 	return (ssize_t)n;
+}
+
+ssize_t rudp__wire_encode(const struct rudp__hdr *h, const void *payload,
+			  uint8_t *buf, size_t cap)
+{
+	ssize_t n = rudp__wire_encode_hdr(h, buf, cap);
+
+	if (n < 0)
+		return n;
+	if ((size_t)n + h->len > cap)
+		return -EMSGSIZE;
+	/* The caller may have built the payload in place already. */
+	if (h->len && buf + n != (const uint8_t *)payload)
+		memcpy(buf + n, payload, h->len);
+	return n + h->len;
 }
 
 int rudp__wire_decode(const uint8_t *buf, size_t len, struct rudp__hdr *h,

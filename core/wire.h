@@ -22,6 +22,8 @@
 #define RUDP__MAX_SACK   32u
 #define RUDP__DATA_SACK  4u
 #define RUDP__MAX_DGRAM  65507u /* largest UDP payload over IPv4 */
+/* The longest header: the fixed part and as many SACK blocks as allowed. */
+#define RUDP__MAX_HDR    (RUDP__HDR_LEN + RUDP__MAX_SACK * RUDP__SACK_LEN)
 
 enum {
 	RUDP__F_SYN = 0x01,
@@ -84,6 +86,15 @@ static inline size_t rudp__wire_size(const struct rudp__hdr *h)
  */
 ssize_t rudp__wire_encode(const struct rudp__hdr *h, const void *payload,
 			  uint8_t *buf, size_t cap);
+
+/*
+ * The same without the payload: writes header and SACK blocks only, for a
+ * datagram whose `h->len` payload bytes go to the kernel from where they
+ * lie.  Returns the header length or the errors above (the whole datagram
+ * must still fit RUDP__MAX_DGRAM).
+ */
+ssize_t rudp__wire_encode_hdr(const struct rudp__hdr *h, uint8_t *buf,
+			      size_t cap);
 
 /*
  * Parses buf.  On success fills *h, points *payload at the h->len payload

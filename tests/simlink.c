@@ -132,16 +132,31 @@ static bool chance(struct sim *s, unsigned pct)
 	return pct && sim_rand(s) % 100 < pct;
 }
 
+size_t sim_flatten(uint8_t *buf, size_t hlen, const struct rudp__slices *pay)
+{
+	size_t n = hlen;
+
+	for (unsigned k = 0; k < pay->n; k++) {
+		memcpy(buf + n, pay->iov[k].iov_base, pay->iov[k].iov_len);
+		n += pay->iov[k].iov_len;
+	}
+	return n;
+}
+
 void sim_flush(struct sim *s)
 {
 	uint8_t buf[RUDP__MAX_DGRAM];
+	struct rudp__slices pay;
 	struct sockaddr_storage to;
 	socklen_t tolen;
-	ssize_t n;
+	ssize_t hl;
 
 	for (int i = 0; i < SIM_NODES; i++) {
-		while ((n = rudp__ep_send(&s->node[i].ep, buf, sizeof(buf), &to,
-					  &tolen, s->now)) > 0) {
+		while ((hl = rudp__ep_send(&s->node[i].ep, buf, sizeof(buf),
+					   &pay, &to, &tolen, s->now)) > 0) {
+			size_t n = sim_flatten(buf, (size_t)hl, &pay);
+			if (pay.n == 2)
+				s->wrapped++;
 			int dst = node_of(s, &to);
 			struct rudp__hdr h;
 			const uint8_t *payload;
@@ -149,7 +164,7 @@ void sim_flush(struct sim *s)
 			bool drop = dst < 0 || chance(s, s->loss_pct);
 
 			if (!drop && s->filter &&
-			    rudp__wire_decode(buf, (size_t)n, &h, &payload,
+			    rudp__wire_decode(buf, n, &h, &payload,
 					      &why) == 0)
 				drop = s->filter(s, i, &h);
 			if (!drop && s->rate_bps && s->queue_max &&
@@ -159,13 +174,13 @@ void sim_flush(struct sim *s)
 				s->queue_drops++;
 			}
 			if (s->strip_tsecr &&
-			    rudp__wire_decode(buf, (size_t)n, &h, &payload,
+			    rudp__wire_decode(buf, n, &h, &payload,
 					      &why) == 0) {
 				/* Re-encode in place with no echo. */
 				h.tsecr = 0;
 				rudp__wire_encode(&h, payload, buf, sizeof(buf));
 			}
-			record(s, i, dst, buf, (size_t)n, drop);
+			record(s, i, dst, buf, n, drop);
 			if (drop)
 				continue;
 			rudp__usec at = s->now + s->delay;
@@ -181,9 +196,9 @@ void sim_flush(struct sim *s)
 			}
 			if (chance(s, s->reorder_pct) && s->jitter)
 				at += sim_rand(s) % s->jitter;
-			enqueue(s, i, dst, buf, (size_t)n, at);
+			enqueue(s, i, dst, buf, n, at);
 			if (chance(s, s->dup_pct))
-				enqueue(s, i, dst, buf, (size_t)n,
+				enqueue(s, i, dst, buf, n,
 					at + (s->jitter ? sim_rand(s) % s->jitter
 							: 0));
 		}
@@ -316,6 +331,32 @@ void sim_app_add(struct sim *s, struct sim_app *a)
 	s->apps = a;
 }
 
+/* Checks n bytes app a receives against the pattern and counts them. */
+static void app_read(struct sim_app *a, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != sim_pattern(a->rx_seed, a->received + i))
+			a->corrupt = true;
+	a->received += n;
+}
+
+size_t sim_deliver(void *ud, struct rudp__conn *c, const uint8_t *p,
+		   size_t n)
+{
+	struct sim_node *node = ud;
+	struct sim_app *a = node->sim->apps;
+
+	while (a && a->c != c)
+		a = a->next;
+	if (!a || a->stop_reading)
+		return 0;
+	if (n > a->direct_max)
+		n = a->direct_max;
+	app_read(a, p, n);
+	a->direct += n;
+	return n;
+}
+
 void sim_app_pump(struct sim *s, struct sim_app *a)
 {
 	struct rudp__conn *c = a->c;
@@ -348,11 +389,8 @@ void sim_app_pump(struct sim *s, struct sim_app *a)
 	       (n = rudp__conn_recv_peek(c, &q)) > 0) {
 		if (n > budget)
 			n = budget;
-		for (size_t i = 0; i < n; i++)
-			if (q[i] != sim_pattern(a->rx_seed, a->received + i))
-				a->corrupt = true;
+		app_read(a, q, n);
 		rudp__conn_recv_consume(c, n);
-		a->received += n;
 		budget -= n;
 	}
 	if (rudp__conn_recv_eof(c))

@@ -49,6 +49,12 @@ struct sim_app {
 	bool shut_when_done;         /* shutdown(SHUT_WR) after the last byte */
 	bool eof;                    /* saw the peer's end of stream */
 	bool corrupt;                /* a byte differed from the pattern */
+	/*
+	 * With sim_deliver as its node's deliver hook: the most it takes of
+	 * each offer (0 takes nothing), and how many bytes it took so.
+	 */
+	size_t direct_max;
+	uint64_t direct;
 	struct sim_app *next;
 };
 
@@ -100,6 +106,7 @@ struct sim {
 	rudp__usec queue_max;
 	uint64_t queue_drops;
 	uint64_t pktno;
+	uint64_t wrapped;     /* datagrams whose payload wrapped a send ring */
 	struct sim_trace trace[SIM_TRACE];
 	size_t ntrace;
 };
@@ -109,6 +116,13 @@ void sim_free(struct sim *s);
 
 /* Uniform random number from the simulation's seeded generator. */
 uint32_t sim_rand(struct sim *s);
+
+/*
+ * Makes the datagram rudp__ep_send handed out in pieces one buffer, as the
+ * kernel would: the payload slices copied in after the hlen header bytes
+ * at buf (which has room for a whole datagram).  Returns its length.
+ */
+size_t sim_flatten(uint8_t *buf, size_t hlen, const struct rudp__slices *pay);
 
 /* Collects what every endpoint wants to send and puts it on the wire. */
 void sim_flush(struct sim *s);
@@ -134,6 +148,13 @@ struct rudp__conn *sim_listen(struct sim *s, int n, unsigned backlog);
 
 /* Attaches app to the simulation; it is pumped after every step. */
 void sim_app_add(struct sim *s, struct sim_app *a);
+
+/*
+ * A deliver hook (struct rudp__ep_ops) for a node whose apps take bytes as
+ * they arrive: the app on connection c takes up to its direct_max.
+ */
+size_t sim_deliver(void *ud, struct rudp__conn *c, const uint8_t *p,
+		   size_t n);
 
 /* Moves data between app and its connection as the program would. */
 void sim_app_pump(struct sim *s, struct sim_app *a);

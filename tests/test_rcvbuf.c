@@ -1,5 +1,6 @@
 /*
- * The receive reorder buffer: in-order bytes advance nxt, early bytes are
+ * The receive reorder buffer: in-order bytes advance nxt, bytes the program
+ * took directly move the window without being stored, early bytes are
  * held in merged ranges that become SACK blocks, duplicates are recognised,
  * everything is trimmed to the window, the ring wraps, and sequence numbers
  * wrap around 2^32.  A seeded random reassembly of a 1 MB stream checks the
@@ -132,6 +133,53 @@ START_TEST(test_rcvbuf_in_order_advances_nxt)
 	ck_assert_uint_eq(rudp__rcvbuf_ready(&rb), 150);
 	ck_assert_uint_eq(rudp__rcvbuf_window(&rb), 850);
 	take(150);
+	ck_assert_uint_eq(rudp__rcvbuf_window(&rb), 1000);
+}
+END_TEST
+
+START_TEST(test_rcvbuf_pass_moves_window_without_storing)
+{
+	rudp__rcvbuf_init(&rb, 1000, 100);
+	/* Bytes the program took as they came need no ring at all. */
+	ck_assert_int_eq(rudp__rcvbuf_pass(&rb, 300), 300);
+	ck_assert_ptr_null(rb.buf);
+	ck_assert_uint_eq(rb.nxt, 400);
+	ck_assert_uint_eq(rb.base, 400);
+	ck_assert_uint_eq(rb.head, 300);
+	ck_assert_uint_eq(rudp__rcvbuf_ready(&rb), 0);
+	ck_assert_uint_eq(rudp__rcvbuf_window(&rb), 1000);
+	/* Stored bytes after passed ones sit at the head, wrapping the ring. */
+	ck_assert_int_eq(rudp__rcvbuf_pass(&rb, 650), 650);
+	ck_assert_uint_eq(rb.head, 950);
+	put_new(1050, 200, 200);
+	ck_assert_uint_eq(rudp__rcvbuf_window(&rb), 800);
+	take(200);
+	ck_assert_uint_eq(rb.head, 150);
+}
+END_TEST
+
+START_TEST(test_rcvbuf_pass_reaches_early_bytes)
+{
+	static const uint32_t left[][2] = { { 700, 800 } };
+
+	rudp__rcvbuf_init(&rb, 1000, 100);
+	put_new(300, 100, 0);
+	put_new(700, 100, 0);
+	/*
+	 * Passing up to an early range makes it ready, stored where it
+	 * was; passing over part of one (the program took bytes that also
+	 * arrived early) keeps only what lies beyond.
+	 */
+	ck_assert_int_eq(rudp__rcvbuf_pass(&rb, 200), 300);
+	ck_assert_uint_eq(rb.nxt, 400);
+	ck_assert_uint_eq(rb.base, 300);
+	ranges_are(left, 1);
+	take(100);
+	ck_assert_int_eq(rudp__rcvbuf_pass(&rb, 350), 400);
+	ck_assert_uint_eq(rb.nxt, 800);
+	ck_assert_uint_eq(rb.base, 750);
+	ck_assert_uint_eq(rb.nooo, 0);
+	take(50);
 	ck_assert_uint_eq(rudp__rcvbuf_window(&rb), 1000);
 }
 END_TEST
@@ -632,6 +680,8 @@ static Suite *rcvbuf_suite(void)
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_test(tc, test_rcvbuf_starts_empty_and_unallocated);
 	tcase_add_test(tc, test_rcvbuf_in_order_advances_nxt);
+	tcase_add_test(tc, test_rcvbuf_pass_moves_window_without_storing);
+	tcase_add_test(tc, test_rcvbuf_pass_reaches_early_bytes);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("out_of_order");

@@ -1,8 +1,9 @@
 /*
  * The send ring: memory only once the program writes, reserve hands out
  * the contiguous free run (to the end of the ring or up to the oldest
- * byte), commit and consume move the two ends, and copy reads any range of
- * held bytes by its offset from snd_una, across the wrap.
+ * byte), commit and consume move the two ends, and slices point at any
+ * range of held bytes by its offset from snd_una, in place: one slice, or
+ * two when the range wraps around the end of the ring.
  */
 #include <check.h>
 #include <stdint.h>
@@ -58,22 +59,31 @@ static void ack(size_t n)
 	acked += n;
 }
 
-/* Copies n bytes at offset off from snd_una and checks them. */
-static void check_copy(size_t off, size_t n)
+/*
+ * Points at n bytes at offset off from snd_una and checks the slices: in
+ * the ring, as few as possible (a second only from the ring's start, for
+ * a range that wraps), and holding exactly those bytes.
+ */
+static void check_slices(size_t off, size_t n)
 {
-	static uint8_t out[4096];
-	size_t bad = n;
+	struct rudp__slices sl;
+	size_t at = (sb.head + off) % sb.cap, got = 0, bad = n;
 
-	ck_assert_uint_le(n, sizeof(out));
-	memset(out, 0xee, sizeof(out));
-	rudp__sndbuf_copy(&sb, off, out, n);
-	for (size_t i = 0; i < n && bad == n; i++)
-		if (out[i] != byte_at(acked + off + i))
-			bad = i;
-	ck_assert_msg(bad == n, "copy at %zu: byte %zu differs", off, bad);
-	/* Nothing past n was touched. */
-	if (n < sizeof(out))
-		ck_assert_uint_eq(out[n], 0xee);
+	rudp__sndbuf_slices(&sb, off, n, &sl);
+	ck_assert_uint_eq(sl.n, n == 0 ? 0 : at + n > sb.cap ? 2 : 1);
+	for (unsigned k = 0; k < sl.n; k++) {
+		const uint8_t *p = sl.iov[k].iov_base;
+		ck_assert_ptr_eq(p, k ? sb.buf : sb.buf + at);
+		ck_assert_uint_gt(sl.iov[k].iov_len, 0);
+		ck_assert_uint_le(sl.iov[k].iov_len,
+				  sb.cap - (size_t)(p - sb.buf));
+		for (size_t i = 0; i < sl.iov[k].iov_len && bad == n; i++)
+			if (p[i] != byte_at(acked + off + got + i))
+				bad = got + i;
+		got += sl.iov[k].iov_len;
+	}
+	ck_assert_uint_eq(got, n);
+	ck_assert_msg(bad == n, "slices at %zu: byte %zu differs", off, bad);
 }
 
 START_TEST(test_sndbuf_lazy_allocation)
@@ -116,11 +126,11 @@ START_TEST(test_sndbuf_reserve_commit_consume)
 	ck_assert_uint_eq(sb.head, 100);
 	ck_assert_uint_eq(sb.len, 200);
 	ck_assert_uint_eq(rudp__sndbuf_space(&sb), 800);
-	check_copy(0, 200);
+	check_slices(0, 200);
 	/* Committing less than reserved is allowed. */
 	write_n(50);
 	ck_assert_uint_eq(sb.len, 250);
-	check_copy(0, 250);
+	check_slices(0, 250);
 }
 END_TEST
 
@@ -142,7 +152,7 @@ START_TEST(test_sndbuf_reserve_stops_at_ring_end_then_head)
 	ck_assert_uint_eq(fill(), 600);
 	ck_assert_uint_eq(sb.len, 1000);
 	ck_assert_uint_eq(rudp__sndbuf_space(&sb), 0);
-	check_copy(0, 1000);
+	check_slices(0, 1000);
 }
 END_TEST
 
@@ -166,7 +176,7 @@ START_TEST(test_sndbuf_full_reserve_returns_zero)
 }
 END_TEST
 
-START_TEST(test_sndbuf_copy_at_offsets_across_wrap)
+START_TEST(test_sndbuf_slices_at_offsets_across_wrap)
 {
 	written = acked = 0;
 	rudp__sndbuf_init(&sb, 1000);
@@ -180,15 +190,15 @@ START_TEST(test_sndbuf_copy_at_offsets_across_wrap)
 	write_n(600);
 	ck_assert_uint_eq(sb.len, 900);
 	/* Entirely before the wrap, straddling it, entirely after it. */
-	check_copy(0, 300);
-	check_copy(100, 200);
-	check_copy(250, 100);
-	check_copy(299, 2);
-	check_copy(300, 600);
-	check_copy(899, 1);
-	check_copy(0, 900);
-	/* A zero-length copy reads nothing. */
-	check_copy(450, 0);
+	check_slices(0, 300);
+	check_slices(100, 200);
+	check_slices(250, 100);
+	check_slices(299, 2);
+	check_slices(300, 600);
+	check_slices(899, 1);
+	check_slices(0, 900);
+	/* A zero-length range is no slice at all. */
+	check_slices(450, 0);
 }
 END_TEST
 
@@ -198,7 +208,7 @@ START_TEST(test_sndbuf_stream_through_many_wraps)
 
 	written = acked = 0;
 	rudp__sndbuf_init(&sb, 777);
-	/* Random writes, copies and acks: the ring goes round ~1000 times. */
+	/* Random writes, slices and acks: the ring goes round ~1000 times. */
 	while (written < 777 * 1000) {
 		rng = rng * 6364136223846793005u + 1442695040888963407u;
 		uint32_t r = (uint32_t)(rng >> 33);
@@ -207,7 +217,7 @@ START_TEST(test_sndbuf_stream_through_many_wraps)
 		if (sb.len) {
 			size_t off = r % sb.len;
 			size_t n = (r >> 10) % (sb.len - off + 1);
-			check_copy(off, n);
+			check_slices(off, n);
 			ack((r >> 20) % (sb.len + 1));
 		}
 		ck_assert_uint_eq(sb.len, written - acked);
@@ -233,9 +243,9 @@ static Suite *sndbuf_suite(void)
 	tcase_add_test(tc, test_sndbuf_full_reserve_returns_zero);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("copy");
+	tc = tcase_create("slices");
 	tcase_add_checked_fixture(tc, NULL, teardown);
-	tcase_add_test(tc, test_sndbuf_copy_at_offsets_across_wrap);
+	tcase_add_test(tc, test_sndbuf_slices_at_offsets_across_wrap);
 	tcase_add_test(tc, test_sndbuf_stream_through_many_wraps);
 	suite_add_tcase(s, tc);
 	return s;

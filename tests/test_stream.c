@@ -72,6 +72,13 @@ static bool both_closed(struct sim *s)
 	return ca->state == RUDP__CLOSED && cb->state == RUDP__CLOSED;
 }
 
+/* B has read A's end of stream. */
+static bool b_eof(struct sim *s)
+{
+	(void)s;
+	return app_b.eof;
+}
+
 static bool transfer_done(struct sim *s)
 {
 	(void)s;
@@ -95,6 +102,25 @@ START_TEST(test_stream_clean_transfer_and_close)
 	ck_assert_uint_eq(sim.node[A].ep.stats.retransmits, 0);
 	ck_assert_uint_eq(sim.node[A].ep.stats.data_out, 1000 * 1000);
 	ck_assert_uint_eq(sim.node[B].ep.stats.data_in, 1000 * 1000);
+}
+END_TEST
+
+/*
+ * Payloads go out in place from the send ring, so a segment whose bytes
+ * wrap around the ring's end is two slices: with a ring that is no
+ * multiple of the segment size many do, and every byte still arrives.
+ */
+START_TEST(test_stream_payload_sent_in_place_across_ring_wrap)
+{
+	cfg.snd_buf = 10007;
+	sim_free(&sim);
+	init_sim(3);
+	connect_apps();
+	app_a.to_send = 500 * 1000;
+	ck_assert(sim_run(&sim, sim.now + 60 * S, transfer_done));
+	ck_assert(!app_b.corrupt);
+	ck_assert_uint_gt(sim.wrapped, 10);
+	ck_assert_uint_eq(sim.node[B].ep.stats.data_in, 500 * 1000);
 }
 END_TEST
 
@@ -158,6 +184,89 @@ START_TEST(test_stream_seeded_impairments_deliver_exactly)
 	}
 	ck_assert_uint_eq(runs, 1000);
 	ck_assert_uint_le(resets, 10);
+}
+END_TEST
+
+/*
+ * B's program takes bytes as they arrive through the deliver hook, up to
+ * max of each offer, while A sends `bytes` and its FIN.
+ */
+static void direct_transfer(size_t max, uint64_t bytes)
+{
+	sim.node[B].ep.ops.deliver = sim_deliver;
+	connect_apps();
+	app_b.direct_max = max;
+	app_a.to_send = bytes;
+	app_a.shut_when_done = true;
+	ck_assert(sim_run(&sim, sim.now + 120 * S, transfer_done));
+	ck_assert(!app_b.corrupt);
+	ck_assert(sim_run(&sim, sim.now + 60 * S, b_eof));
+	ck_assert_uint_eq(app_b.received, bytes);
+	ck_assert_uint_eq(sim.node[B].ep.stats.data_in, bytes);
+}
+
+START_TEST(test_stream_direct_delivery_takes_all)
+{
+	direct_transfer(SIZE_MAX, 1000 * 1000);
+	/* Every byte went straight to the program: no ring was needed. */
+	ck_assert_uint_eq(app_b.direct, 1000 * 1000);
+	ck_assert_ptr_null(cb->rb.buf);
+	ck_assert_uint_eq(rudp__rcvbuf_window(&cb->rb), cfg.rcv_wnd);
+}
+END_TEST
+
+START_TEST(test_stream_direct_delivery_takes_part)
+{
+	/*
+	 * The rest of each offer is stored, and while it waits later
+	 * segments are stored behind it rather than overtaking it.
+	 */
+	direct_transfer(300, 1000 * 1000);
+	ck_assert_uint_gt(app_b.direct, 0);
+	ck_assert_uint_lt(app_b.direct, 1000 * 1000);
+	ck_assert_ptr_nonnull(cb->rb.buf);
+}
+END_TEST
+
+START_TEST(test_stream_direct_delivery_takes_nothing_changes_nothing)
+{
+	rudp__usec took;
+	size_t ntrace;
+
+	/* A hook that takes nothing: exactly the run without one. */
+	sim.loss_pct = 3;
+	direct_transfer(0, 300 * 1000);
+	ck_assert_uint_eq(app_b.direct, 0);
+	took = sim.now;
+	ntrace = sim.ntrace;
+	sim_free(&sim);
+	init_sim(1);
+	sim.loss_pct = 3;
+	connect_apps();
+	app_a.to_send = 300 * 1000;
+	app_a.shut_when_done = true;
+	ck_assert(sim_run(&sim, sim.now + 120 * S, transfer_done));
+	ck_assert(sim_run(&sim, sim.now + 60 * S, b_eof));
+	ck_assert_uint_eq(sim.now, took);
+	ck_assert_uint_eq(sim.ntrace, ntrace);
+}
+END_TEST
+
+/*
+ * Under loss, duplication and reordering the hook sees only segments that
+ * arrive exactly in order with nothing waiting: holes are filled through
+ * the reorder buffer, and the stream is still exact.
+ */
+START_TEST(test_stream_direct_delivery_under_impairments)
+{
+	sim.loss_pct = 5;
+	sim.dup_pct = 5;
+	sim.reorder_pct = 10;
+	sim.jitter = 20 * MS;
+	direct_transfer(SIZE_MAX, 500 * 1000);
+	ck_assert_uint_gt(app_b.direct, 0);
+	ck_assert_uint_lt(app_b.direct, 500 * 1000);
+	ck_assert_uint_gt(sim.node[B].ep.stats.dup_data, 0);
 }
 END_TEST
 
@@ -902,7 +1011,13 @@ static Suite *stream_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_stream_clean_transfer_and_close);
 	tcase_add_test(tc, test_stream_both_directions_at_once);
+	tcase_add_test(tc, test_stream_payload_sent_in_place_across_ring_wrap);
 	tcase_add_test(tc, test_stream_sequence_wraps);
+	tcase_add_test(tc, test_stream_direct_delivery_takes_all);
+	tcase_add_test(tc, test_stream_direct_delivery_takes_part);
+	tcase_add_test(tc,
+		       test_stream_direct_delivery_takes_nothing_changes_nothing);
+	tcase_add_test(tc, test_stream_direct_delivery_under_impairments);
 	tcase_add_test(tc, test_stream_seeded_impairments_deliver_exactly);
 	suite_add_tcase(s, tc);
 

@@ -119,6 +119,19 @@ static struct rudp__hdr data_hdr(void)
 	return h;
 }
 
+/* A data segment that also reports two early ranges. */
+static struct rudp__hdr sacked_data_hdr(void)
+{
+	struct rudp__hdr h = data_hdr();
+
+	h.nsack = 2;
+	h.sack[0].start = 1;
+	h.sack[0].end = 2;
+	h.sack[1].start = 3;
+	h.sack[1].end = 4;
+	return h;
+}
+
 /* A bare SYN: the only datagram addressed to connection id 0. */
 static struct rudp__hdr syn_hdr(void)
 {
@@ -320,13 +333,7 @@ END_TEST
 
 START_TEST(test_wire_rejects_truncated)
 {
-	struct rudp__hdr h = data_hdr();
-
-	h.nsack = 2;
-	h.sack[0].start = 1;
-	h.sack[0].end = 2;
-	h.sack[1].start = 3;
-	h.sack[1].end = 4;
+	struct rudp__hdr h = sacked_data_hdr();
 	size_t n = (size_t)rudp__wire_encode(&h, payload_bytes, buf,
 					     sizeof(buf));
 	ck_assert_uint_eq(n, RUDP__HDR_LEN + 2 * RUDP__SACK_LEN + h.len);
@@ -715,6 +722,28 @@ START_TEST(test_wire_encode_refuses_oversized_datagram)
 }
 END_TEST
 
+START_TEST(test_wire_encode_hdr_is_encode_without_payload)
+{
+	struct rudp__hdr h = sacked_data_hdr();
+	ssize_t full = rudp__wire_encode(&h, payload_bytes, buf, sizeof(buf));
+	/*
+	 * A datagram sent in slices is the header, then the payload from
+	 * wherever it lies: the same bytes as encode's.  The buffer need
+	 * only hold the header, but the payload still counts for the size.
+	 */
+	size_t hl = RUDP__HDR_LEN + 2 * RUDP__SACK_LEN;
+	ck_assert_int_eq(rudp__wire_encode_hdr(&h, out, hl), (ssize_t)hl);
+	ck_assert_int_eq(full, (ssize_t)(hl + h.len));
+	ck_assert_int_eq(memcmp(out, buf, hl), 0);
+	ck_assert_int_eq(rudp__wire_encode_hdr(&h, out, hl - 1), -EMSGSIZE);
+	h.len = (uint16_t)(RUDP__MAX_DGRAM - hl + 1);
+	ck_assert_int_eq(rudp__wire_encode_hdr(&h, out, sizeof(out)),
+			 -EMSGSIZE);
+	h.flags |= 0x80;
+	ck_assert_int_eq(rudp__wire_encode_hdr(&h, out, sizeof(out)), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_wire_err_names_are_distinct)
 {
 	/* Each reason feeds its own counter, so each needs its own name. */
@@ -929,6 +958,7 @@ static Suite *wire_suite(void)
 	tcase_add_test(tc, test_wire_encode_refuses_what_decode_rejects);
 	tcase_add_test(tc, test_wire_encode_reports_small_buffer);
 	tcase_add_test(tc, test_wire_encode_refuses_oversized_datagram);
+	tcase_add_test(tc, test_wire_encode_hdr_is_encode_without_payload);
 	tcase_add_test(tc, test_wire_err_names_are_distinct);
 	suite_add_tcase(s, tc);
 
