@@ -572,11 +572,18 @@ int rudp__lep_open(int domain, const struct sockaddr *local,
 		if (r < 0)
 			goto fail;
 	} else {
+		/*
+		 * An IPv6 socket serves IPv4 peers too (v4-mapped), and the
+		 * kernel queues their ICMP errors only under the IPv4 option:
+		 * without it, a peer gone from a dual-stack listener went
+		 * unnoticed until retransmissions gave up.
+		 */
 		int on = 1;
-		(void)setsockopt(lep->fd,
-				 domain == AF_INET ? IPPROTO_IP : IPPROTO_IPV6,
-				 domain == AF_INET ? IP_RECVERR : IPV6_RECVERR,
-				 &on, sizeof(on));
+		(void)setsockopt(lep->fd, IPPROTO_IP, IP_RECVERR, &on,
+				 sizeof(on));
+		if (domain == AF_INET6)
+			(void)setsockopt(lep->fd, IPPROTO_IPV6, IPV6_RECVERR,
+					 &on, sizeof(on));
 	}
 	r = rudp__heap_reserve(&L.timers, L.timers.n + 1);
 	if (r < 0)

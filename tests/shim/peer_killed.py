@@ -1,11 +1,12 @@
 """One end of a transfer whose peer is killed (kill -9) in the middle.
 
-    peer_killed.py sender HOST PORT blocking|timeout
+    peer_killed.py sender HOST PORT blocking|timeout|listen
     peer_killed.py receiver listen|connect HOST PORT
 
 The sender connects (a plain blocking connect(), or with a timeout, which
-Python does as a non-blocking connect completed by poll() and SO_ERROR)
-and sends without end; the receiver accepts or connects and reads until
+Python does as a non-blocking connect completed by poll() and SO_ERROR),
+or listens on HOST (IPv6 when it has a colon) and accepts, and sends
+without end; the receiver accepts or connects and reads until
 EOF or an error.  Each prints "progress" once 8 MiB have passed, which is
 when the test kills the peer, then exactly one result line:
 
@@ -28,13 +29,19 @@ def result(what, n):
 
 
 def sender(host, port, how):
-    if how == "timeout":
+    if how == "listen":
+        lst = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lst.bind((host, port))
+        lst.listen(1)
+        s, _ = accept_within(lst, 10)
+    elif how == "timeout":
         s = socket.create_connection((host, port), timeout=10)
         s.settimeout(None)
     else:
         s = socket.socket()
         s.connect((host, port))
-    check(is_rudp(s), f"the sender's socket ({how} connect) is an rudp socket")
+    check(is_rudp(s), f"the sender's socket ({how}) is an rudp socket")
     buf = bytes(64 << 10)
     sent = 0
     try:

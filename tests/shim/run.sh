@@ -797,7 +797,7 @@ pk_start() {
 }
 
 case_peer_killed() {
-	local pk=$here/peer_killed.py i n=4 bound=30 bad=0 left ms res
+	local pk=$here/peer_killed.py i n=5 bound=30 bad=0 left ms res
 	local what=() sur=() slog=() t0=() end=()
 	need nc
 	need pgrep
@@ -813,7 +813,12 @@ case_peer_killed() {
 	pk_start 3 "(d) kill -9 the sending nc -l; python receives (client)" \
 		24274 first sh -c 'exec nc -l 127.0.0.1 24274 </dev/zero' ";;" \
 		"$PYTHON" "$pk" receiver connect 127.0.0.1 24274
-	# All four survivors are watched at once, so the case takes ~30 s
+	# A listener on :: serves IPv4 peers too; their ICMP errors reach its
+	# UDP socket only through the IPv4 error option.
+	pk_start 4 "(e) kill -9 the receiving nc (IPv4 client); python sends from a listener on ::" \
+		24275 second "$PYTHON" "$pk" sender :: 24275 listen ";;" \
+		sh -c 'exec nc 127.0.0.1 24275 >/dev/null'
+	# All five survivors are watched at once, so the case takes ~30 s
 	# even if every one of them hangs.
 	say "waiting up to $bound s after each kill for the survivor to end"
 	while :; do
