@@ -3,16 +3,18 @@
  * sockets, our ends of socket pairs).  Programs close descriptors they did
  * not open (closefrom loops, close_range); the shim asks here so that ours
  * survive, and a forked child closes all of them at once.  A bitmap with
- * atomic updates, so the check on every close(2) costs no lock and no
- * system call.
+ * atomic updates (core/fdset.h), so the check on every close(2) costs no
+ * lock and no system call.
  */
 #ifndef RUDP_CORE_OWNFD_H
 #define RUDP_CORE_OWNFD_H
 
 #include <stdbool.h>
 
+#include "fdset.h"
+
 /* Descriptors at or above this are not tracked (and so not protected). */
-#define RUDP__OWNFD_MAX (1 << 20)
+#define RUDP__OWNFD_MAX RUDP__FDSET_MAX
 
 /*
  * Makes room for our descriptors above the program's (once per process,
