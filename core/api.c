@@ -28,6 +28,7 @@
  */
 #define _GNU_SOURCE /* dup3 */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -695,6 +696,47 @@ int rudp__maybe_setsockopt(int fd, int level, int name, const void *val,
 			   socklen_t len)
 {
 	MAYBE_ON_SOCK(fd, do_setsockopt(s, level, name, val, len));
+}
+
+/*
+ * write()/send() on fd from the program's own thread, straight into the
+ * send ring, when the loop's lock is free: a busy lock means the loop is
+ * at work and will pump the pair soon anyway, and waiting for it here
+ * could deadlock a signal handler that writes while its thread holds the
+ * lock.  Cancellation is held off meanwhile: recv and sendmmsg are
+ * cancellation points, and a thread cancelled there would keep the lock.
+ * Returns how many bytes went in (the caller writes the rest to the pair),
+ * or RUDP__NOT_OURS: then nothing happened and the pair takes it all.
+ */
+ssize_t rudp__maybe_send_direct(int fd, const void *buf, size_t n)
+{
+	uint64_t cookie;
+	ssize_t r;
+	int cancel;
+
+	if (!__atomic_load_n(&rudp__direct_write, __ATOMIC_RELAXED) || !n)
+		return RUDP__NOT_OURS;
+	if (rudp__sock_cookie(fd, &cookie) < 0) {
+		RUDP__DW_COUNT(RUDP__DW_UNUSUAL, 1);
+		return RUDP__NOT_OURS;
+	}
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
+	if (rudp__loop_trylock(&hooks) < 0) {
+		pthread_setcancelstate(cancel, NULL);
+		RUDP__DW_COUNT(RUDP__DW_BUSY, 1);
+		return RUDP__NOT_OURS;
+	}
+	struct rudp__sock *s = rudp__sock_find(cookie);
+	r = s ? rudp__sock_send_direct(s, buf, n) : -RUDP__DW_UNUSUAL;
+	rudp__loop_unlock();
+	pthread_setcancelstate(cancel, NULL);
+	if (r < 0) {
+		RUDP__DW_COUNT((int)-r, 1);
+		return RUDP__NOT_OURS;
+	}
+	RUDP__DW_COUNT(RUDP__DW_DIRECT, 1);
+	RUDP__DW_COUNT(RUDP__DW_BYTES, (unsigned long)r);
+	return r;
 }
 
 int rudp_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)

@@ -169,6 +169,9 @@ static void read_config(void)
 	env_uint("RUDP_EXIT_LINGER_MS", 600000, &ms);
 	L.exit_linger = ms * RUDP__MSEC;
 	L.busy_poll = 0;
+	unsigned dw = 1;
+	env_uint("RUDP_DIRECT_WRITE", 1, &dw);
+	__atomic_store_n(&rudp__direct_write, dw != 0, __ATOMIC_RELAXED);
 	env_uint("RUDP_BUSY_POLL_US", 10000, &L.busy_poll);
 	L.mss_override = 0;
 	env_uint("RUDP_MSS", RUDP__MAX_DGRAM - RUDP__HDR_LEN -
@@ -357,6 +360,25 @@ int rudp__loop_lock(const struct rudp__loop_hooks *hooks)
 			return r;
 		}
 	}
+	return 0;
+}
+
+bool rudp__direct_write;
+unsigned long rudp__dw_stats[RUDP__DW_NSTATS];
+
+int rudp__loop_trylock(const struct rudp__loop_hooks *hooks)
+{
+	/* Never starts a loop: a process without one has nothing to send. */
+	if (!__atomic_load_n(&L.started, __ATOMIC_ACQUIRE))
+		return -EAGAIN;
+	if (pthread_mutex_trylock(&L.mu))
+		return -EBUSY;
+	if (!L.started) {
+		pthread_mutex_unlock(&L.mu);
+		return -EAGAIN;
+	}
+	rudp__in_core++;
+	L.hooks = hooks;
 	return 0;
 }
 
@@ -1006,6 +1028,16 @@ __attribute__((destructor)) static void loop_fini(void)
 			(unsigned long long)st.timeouts,
 			(unsigned long long)st.dup_data,
 			(unsigned long long)st.no_conn);
+		rudp__log_write(RUDP__LOG_INFO,
+			"direct writes: %lu (%lu bytes); to the pair: lock busy "
+			"%lu, bytes already in the pair %lu, ring full %lu, "
+			"other %lu",
+			rudp__dw_stats[RUDP__DW_DIRECT],
+			rudp__dw_stats[RUDP__DW_BYTES],
+			rudp__dw_stats[RUDP__DW_BUSY],
+			rudp__dw_stats[RUDP__DW_PAIR],
+			rudp__dw_stats[RUDP__DW_FULL],
+			rudp__dw_stats[RUDP__DW_UNUSUAL]);
 	}
 	rudp__in_core--;
 	pthread_mutex_unlock(&L.mu);

@@ -75,6 +75,27 @@ rudp__usec rudp__now(void);
  */
 int rudp__loop_lock(const struct rudp__loop_hooks *hooks);
 void rudp__loop_unlock(void);
+/*
+ * The lock for the program's thread's direct writes: 0, or -EAGAIN when
+ * this process runs no loop, -EBUSY when the lock is taken.
+ */
+int rudp__loop_trylock(const struct rudp__loop_hooks *hooks);
+
+/* RUDP_DIRECT_WRITE (default on): write()/send() from the program's thread. */
+extern bool rudp__direct_write;
+
+/* What became of write()/send() calls on rudp descriptors (RUDP_STATS). */
+enum rudp__dw_stat {
+	RUDP__DW_DIRECT, RUDP__DW_BYTES, /* sent from the program's thread */
+	RUDP__DW_BUSY,    /* the loop held the lock: to the pair */
+	RUDP__DW_UNUSUAL, /* not established, shut down, not this process's... */
+	RUDP__DW_PAIR,    /* bytes written earlier still in the pair */
+	RUDP__DW_FULL,    /* the send ring was full */
+	RUDP__DW_NSTATS
+};
+extern unsigned long rudp__dw_stats[RUDP__DW_NSTATS];
+#define RUDP__DW_COUNT(i, n) \
+	__atomic_fetch_add(&rudp__dw_stats[i], (n), __ATOMIC_RELAXED)
 
 /* Waits on cv with the loop's lock (until the CLOCK_REALTIME time ts). */
 void rudp__loop_wait(pthread_cond_t *cv);

@@ -631,6 +631,51 @@ static void pump_in(struct rudp__sock *s)
 		mark_dirty(s);
 }
 
+/*
+ * The program's thread appends its bytes to the send ring itself, lock
+ * held (rudp__maybe_send_direct).  Whatever the program wrote into the
+ * pair before comes first, so the pair is read to the end (one recv that
+ * mostly says EAGAIN) before the bytes go in; if it cannot be emptied the
+ * bytes go to the pair behind it.  Returns how many went in (and were
+ * flushed), or the negated reason to take the pair instead:
+ * RUDP__DW_UNUSUAL, RUDP__DW_PAIR or RUDP__DW_FULL.
+ */
+ssize_t rudp__sock_send_direct(struct rudp__sock *s, const void *buf,
+			       size_t n)
+{
+	struct rudp__conn *c = s->conn;
+	const uint8_t *src = buf;
+	size_t done = 0, k;
+	uint8_t *p;
+
+	if (s->src.dead || s->remote || !c || !s->lep || s->core_fd < 0 ||
+	    s->plug || s->eof_in || s->closing || s->exiting || s->shut_wr ||
+	    !s->handshake_done || !rudp__conn_can_send(c))
+		return -RUDP__DW_UNUSUAL;
+	/* Order: what is in the pair was written first. */
+	s->in_drained = false;
+	pump_in(s);
+	if (!s->in_drained || s->eof_in || !rudp__conn_can_send(c)) {
+		mark_dirty(s);
+		return -RUDP__DW_PAIR;
+	}
+	while (done < n && (k = rudp__conn_send_reserve(c, &p)) > 0) {
+		if (k > n - done)
+			k = n - done;
+		memcpy(p, src + done, k);
+		rudp__conn_send_commit(c, k);
+		done += k;
+	}
+	if (!done)
+		return -RUDP__DW_FULL;
+	rudp__ep_settle(&s->lep->ep, c);
+	rudp__lep_flush(s->lep);
+	/* The service round re-arms EPOLLIN if the ring filled. */
+	if (!rudp__sndbuf_space(&c->sb))
+		mark_dirty(s);
+	return (ssize_t)done;
+}
+
 /* Moves in-order bytes from the connection to the program's end. */
 static void pump_out(struct rudp__sock *s)
 {

@@ -37,6 +37,7 @@
 #include "api.h"
 #include "log.h"
 #include "loop.h"
+#include "fdset.h"
 #include "ownfd.h"
 #include "ports.h"
 
@@ -65,6 +66,8 @@ static struct {
 			  const struct sockaddr *, socklen_t);
 	ssize_t (*sendmsg)(int, const struct msghdr *, int);
 	int (*epoll_ctl)(int, int, int, struct epoll_event *);
+	ssize_t (*write)(int, const void *, size_t);
+	ssize_t (*send)(int, const void *, size_t, int);
 } real;
 
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
@@ -111,6 +114,8 @@ static void resolve(void)
 	RESOLVE(sendto);
 	RESOLVE(sendmsg);
 	RESOLVE(epoll_ctl);
+	RESOLVE(write);
+	RESOLVE(send);
 }
 
 #define REAL(name) (pthread_once(&resolved, resolve), real.name)
@@ -201,6 +206,24 @@ static int libc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	return REAL(epoll_ctl)(epfd, op, fd, ev);
 }
+
+static ssize_t libc_write(int fd, const void *b, size_t n)
+{
+	return REAL(write)(fd, b, n);
+}
+
+static ssize_t libc_send(int fd, const void *b, size_t n, int fl)
+{
+	return REAL(send)(fd, b, n, fl);
+}
+
+/*
+ * Descriptor numbers the shim made or accepted as rudp program ends, so
+ * that write() and send() on anything else cost one bit test.  A member is
+ * only a hint (the program may have replaced the number by means the shim
+ * does not see): the socket's cookie confirms it.
+ */
+static struct rudp__fdset rudp_fds;
 
 /*
  * Runs before main: an invalid RUDP_PORTS or RUDP_LOG stops the program
@@ -396,6 +419,7 @@ static int take_over(int fd)
 		return -e;
 	}
 	regs_replay(fd);
+	rudp__fdset_add(&rudp_fds, fd);
 	rudp__log(RUDP__LOG_DEBUG, "fd %d: taken over by rudp", fd);
 	return 0;
 }
@@ -484,8 +508,10 @@ static int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len,
 	int r;
 
 	if (may_be_ours() &&
-	    (r = rudp__maybe_accept4(fd, addr, len, flags)) != RUDP__NOT_OURS)
+	    (r = rudp__maybe_accept4(fd, addr, len, flags)) != RUDP__NOT_OURS) {
+		rudp__fdset_add(&rudp_fds, r);
 		return r;
+	}
 	return libc_accept4(fd, addr, len, flags);
 }
 
@@ -494,8 +520,10 @@ static int shim_accept(int fd, struct sockaddr *addr, socklen_t *len)
 	int r;
 
 	if (may_be_ours() &&
-	    (r = rudp__maybe_accept4(fd, addr, len, 0)) != RUDP__NOT_OURS)
+	    (r = rudp__maybe_accept4(fd, addr, len, 0)) != RUDP__NOT_OURS) {
+		rudp__fdset_add(&rudp_fds, r);
 		return r;
+	}
 	return libc_accept(fd, addr, len);
 }
 
@@ -514,6 +542,7 @@ static int shim_close(int fd)
 	}
 	if (nregs)
 		regs_forget(fd);
+	rudp__fdset_del(&rudp_fds, fd);
 	if (ports.any) {
 		int r = rudp__maybe_close(fd);
 		if (r != RUDP__NOT_OURS)
@@ -530,6 +559,10 @@ static int shim_close_range(unsigned first, unsigned last, int flags)
 	/* Setting close-on-exec harms nothing: ours have it already. */
 	if (rudp__in_core || (flags & CLOSE_RANGE_CLOEXEC))
 		return libc_close_range(first, last, flags);
+	for (int f = rudp__fdset_next(&rudp_fds, first > INT32_MAX ? INT32_MAX
+								  : (int)first);
+	     f >= 0 && (unsigned)f <= last; f = rudp__fdset_next(&rudp_fds, f))
+		rudp__fdset_del(&rudp_fds, f);
 	while (cur <= last) {
 		int own = rudp__ownfd_next(cur > INT32_MAX ? INT32_MAX : (int)cur);
 		if (own < 0 || (unsigned)own > last)
@@ -557,8 +590,15 @@ static int shim_dup3(int oldfd, int newfd, int flags)
 			  newfd);
 		return fail(-EBUSY);
 	}
-	return flags == -1 ? libc_dup2(oldfd, newfd)
-			   : libc_dup3(oldfd, newfd, flags);
+	int r = flags == -1 ? libc_dup2(oldfd, newfd)
+			    : libc_dup3(oldfd, newfd, flags);
+	if (r >= 0 && oldfd != newfd) {
+		if (rudp__fdset_has(&rudp_fds, oldfd))
+			rudp__fdset_add(&rudp_fds, newfd);
+		else
+			rudp__fdset_del(&rudp_fds, newfd);
+	}
+	return r;
 }
 
 static int shim_shutdown(int fd, int how)
@@ -672,6 +712,41 @@ static ssize_t shim_sendmsg(int fd, const struct msghdr *m, int flags)
 	return libc_sendmsg(fd, &copy, flags);
 }
 
+/*
+ * write() and send() on an rudp descriptor of this process: the program's
+ * thread puts the bytes in the send ring and sends them itself when the
+ * loop's lock is free, which saves the loop thread's wake-up (two of the
+ * six thread hand-offs of a request and its answer).  What the ring cannot
+ * take, and anything unusual, goes into the pair as before, with its
+ * blocking, EAGAIN, EPIPE and SIGPIPE intact.
+ */
+static ssize_t shim_write_send(int fd, const void *buf, size_t n, int flags,
+			       bool is_send)
+{
+	ssize_t k, r;
+
+	if (rudp__in_core || !rudp__fdset_has(&rudp_fds, fd) || !ports.any ||
+	    (flags & ~(MSG_NOSIGNAL | MSG_DONTWAIT)))
+		goto pair;
+	k = rudp__maybe_send_direct(fd, buf, n);
+	if (k == RUDP__NOT_OURS)
+		goto pair;
+	if ((size_t)k == n)
+		return k;
+	/* The ring is full: the rest waits in the pair, after these. */
+	int e = errno;
+	r = is_send ? libc_send(fd, (const char *)buf + k, n - (size_t)k, flags)
+		    : libc_write(fd, (const char *)buf + k, n - (size_t)k);
+	if (r < 0) {
+		/* A short write, as the kernel's would be. */
+		errno = e;
+		return k;
+	}
+	return k + r;
+pair:
+	return is_send ? libc_send(fd, buf, n, flags) : libc_write(fd, buf, n);
+}
+
 static int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	int r = libc_epoll_ctl(epfd, op, fd, ev);
@@ -775,4 +850,14 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	return shim_epoll_ctl(epfd, op, fd, ev);
+}
+
+EXPORT ssize_t write(int fd, const void *b, size_t n)
+{
+	return shim_write_send(fd, b, n, 0, false);
+}
+
+EXPORT ssize_t send(int fd, const void *b, size_t n, int flags)
+{
+	return shim_write_send(fd, b, n, flags, true);
 }

@@ -767,6 +767,30 @@ case_slow_reader() {
 	grep -v '^done' "$tmp/reader.out"
 }
 
+# direct_write: send(), write(), sendmsg(), writev() and sendall() in turn,
+# chunks from 1 byte to 2 MiB; the first two go from the program's thread
+# into the send ring when they can, the others through the socket pair, so
+# the stream's order depends on each direct write taking the pair's bytes
+# first.  RUDP_STATS shows the direct path was taken.
+case_direct_write() {
+	local port=24291 sv st=0 n
+	say "python: 48 MiB sent through five kinds of write call, checked in order"
+	bg server 40 "$port" "$PYTHON" "$here/direct_write.py" server "$port"
+	sv=$bgpid
+	wait_udp "$port" "$sv" server
+	RUDP_STATS=1 timeout -k 2 40 env LD_PRELOAD="$PRELOAD" RUDP_PORTS="$port" \
+		"$PYTHON" "$here/direct_write.py" client "$port" \
+		>"$tmp/client.out" 2>"$tmp/client.err" || st=$?
+	wait_exit "$sv" 10 || { show server; fail "the server did not finish"; }
+	[ "$st" -eq 0 ] || { show client; show server; fail "the client exited $st"; }
+	[ "$rc" -eq 0 ] || { show server; fail "the server exited $rc"; }
+	grep '^ok' "$tmp/server.out"
+	n=$(sed -n 's/.*direct writes: \([0-9]*\) .*/\1/p' "$tmp/client.err")
+	[ -n "$n" ] && [ "$n" -gt 0 ] ||
+		{ show client; fail "no write went the direct way"; }
+	ok "$n writes went from the program's thread; $(grep -o 'to the pair.*' "$tmp/client.err")"
+}
+
 # pk_start I WHAT PORT first|second CMD1... ";;" CMD2...: scenario I of
 # peer_killed.  CMD1 (the listener) and CMD2 start under the shim; once the
 # survivor (the one not named) prints "progress", the other is killed with
