@@ -16,7 +16,7 @@ import os
 import socket
 import sys
 
-from shimlib import accept_within, check, is_rudp
+from shimlib import accept_one, check, is_rudp
 
 PATTERN = bytes((i * 7 + 3) % 251 for i in range(251)) * 9000  # > 2 MiB
 TOTAL = 48 << 20
@@ -29,11 +29,7 @@ def chunk(off, n):
 
 
 def server(port):
-    lst = socket.socket()
-    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lst.bind(("127.0.0.1", port))
-    lst.listen(1)
-    s, _ = accept_within(lst, 10)
+    s, _lst = accept_one("127.0.0.1", port)
     check(is_rudp(s), "the accepted socket is an rudp socket")
     got = 0
     while True:

@@ -19,7 +19,7 @@ import errno
 import socket
 import sys
 
-from shimlib import accept_within, check, is_rudp
+from shimlib import accept_one, check, is_rudp
 
 MARK = 8 << 20
 
@@ -30,11 +30,7 @@ def result(what, n):
 
 def sender(host, port, how):
     if how == "listen":
-        lst = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        lst.bind((host, port))
-        lst.listen(1)
-        s, _ = accept_within(lst, 10)
+        s, _lst = accept_one(host, port)
     elif how == "timeout":
         s = socket.create_connection((host, port), timeout=10)
         s.settimeout(None)
@@ -56,11 +52,7 @@ def sender(host, port, how):
 
 def receiver(how, host, port):
     if how == "listen":
-        lst = socket.socket()
-        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        lst.bind((host, port))
-        lst.listen(1)
-        s, _ = accept_within(lst, 10)
+        s, _lst = accept_one(host, port)
     else:
         s = socket.socket()
         s.connect((host, port))

@@ -84,3 +84,15 @@ class Deadline:
 
     def expired(self):
         return time.monotonic() >= self.end
+
+
+def accept_one(host, port, secs=10):
+    """Listens on (host, port), over IPv6 when host has a colon, and returns
+    the first connection accepted within secs and the listener (kept open
+    by the caller for as long as it would be)."""
+    lst = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lst.bind((host, port))
+    lst.listen(1)
+    conn, _ = accept_within(lst, secs)
+    return conn, lst

@@ -19,17 +19,13 @@ import socket
 import sys
 import time
 
-from shimlib import DEADLINE, accept_within, check, is_rudp, say
+from shimlib import DEADLINE, accept_one, check, is_rudp, say
 
 CHUNK = 1 << 20
 
 
 def reader(port, total, rate):
-    lst = socket.socket()
-    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lst.bind(("127.0.0.1", port))
-    lst.listen(1)
-    conn, _ = accept_within(lst, 10)
+    conn, _lst = accept_one("127.0.0.1", port)
     check(is_rudp(conn), "the reader's accepted socket is an rudp socket")
     conn.settimeout(DEADLINE * 4)  # no single read may stall this long
     zeros = bytes(256 << 10)
