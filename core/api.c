@@ -28,10 +28,10 @@
  */
 #define _GNU_SOURCE /* dup3 */
 #include <errno.h>
-#include <pthread.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
