@@ -703,30 +703,31 @@ int rudp__maybe_setsockopt(int fd, int level, int name, const void *val,
  * send ring, when the loop's lock is free: a busy lock means the loop is
  * at work and will pump the pair soon anyway, and waiting for it here
  * could deadlock a signal handler that writes while its thread holds the
- * lock.  Cancellation is held off meanwhile: recv and sendmmsg are
- * cancellation points, and a thread cancelled there would keep the lock.
- * Returns how many bytes went in (the caller writes the rest to the pair),
- * or RUDP__NOT_OURS: then nothing happened and the pair takes it all.
+ * lock.  The lock is tried before the socket's cookie is read, so a write
+ * that finds it busy (most of a bulk sender's) costs no system call here.
+ * Cancellation is held off meanwhile: recv and sendmmsg are cancellation
+ * points, and a thread cancelled there would keep the lock.  Returns how
+ * many bytes went in (the caller writes the rest to the pair), or
+ * RUDP__NOT_OURS: then nothing happened and the pair takes it all.
  */
 ssize_t rudp__maybe_send_direct(int fd, const void *buf, size_t n)
 {
+	struct rudp__sock *s;
 	uint64_t cookie;
 	ssize_t r;
 	int cancel;
 
 	if (!__atomic_load_n(&rudp__direct_write, __ATOMIC_RELAXED) || !n)
 		return RUDP__NOT_OURS;
-	if (rudp__sock_cookie(fd, &cookie) < 0) {
-		RUDP__DW_COUNT(RUDP__DW_UNUSUAL, 1);
-		return RUDP__NOT_OURS;
-	}
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
-	if (rudp__loop_trylock(&hooks) < 0) {
+	r = rudp__loop_trylock(&hooks);
+	if (r < 0) {
 		pthread_setcancelstate(cancel, NULL);
-		RUDP__DW_COUNT(RUDP__DW_BUSY, 1);
+		/* -EAGAIN: no loop runs in this process (a forked child). */
+		RUDP__DW_COUNT(r == -EBUSY ? RUDP__DW_BUSY : RUDP__DW_UNUSUAL, 1);
 		return RUDP__NOT_OURS;
 	}
-	struct rudp__sock *s = rudp__sock_find(cookie);
+	s = rudp__sock_cookie(fd, &cookie) == 0 ? rudp__sock_find(cookie) : NULL;
 	r = s ? rudp__sock_send_direct(s, buf, n) : -RUDP__DW_UNUSUAL;
 	rudp__loop_unlock();
 	pthread_setcancelstate(cancel, NULL);
