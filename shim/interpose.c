@@ -720,6 +720,12 @@ static ssize_t shim_sendmsg(int fd, const struct msghdr *m, int flags)
  * take, and anything unusual, goes into the pair as before, with its
  * blocking, EAGAIN, EPIPE and SIGPIPE intact.
  */
+static ssize_t to_pair(int fd, const void *buf, size_t n, int flags,
+		       bool is_send)
+{
+	return is_send ? libc_send(fd, buf, n, flags) : libc_write(fd, buf, n);
+}
+
 static ssize_t shim_write_send(int fd, const void *buf, size_t n, int flags,
 			       bool is_send)
 {
@@ -727,24 +733,21 @@ static ssize_t shim_write_send(int fd, const void *buf, size_t n, int flags,
 
 	if (rudp__in_core || !rudp__fdset_has(&rudp_fds, fd) || !ports.any ||
 	    (flags & ~(MSG_NOSIGNAL | MSG_DONTWAIT)))
-		goto pair;
+		return to_pair(fd, buf, n, flags, is_send);
 	k = rudp__maybe_send_direct(fd, buf, n);
 	if (k == RUDP__NOT_OURS)
-		goto pair;
+		return to_pair(fd, buf, n, flags, is_send);
 	if ((size_t)k == n)
 		return k;
 	/* The ring is full: the rest waits in the pair, after these. */
 	int e = errno;
-	r = is_send ? libc_send(fd, (const char *)buf + k, n - (size_t)k, flags)
-		    : libc_write(fd, (const char *)buf + k, n - (size_t)k);
+	r = to_pair(fd, (const char *)buf + k, n - (size_t)k, flags, is_send);
 	if (r < 0) {
 		/* A short write, as the kernel's would be. */
 		errno = e;
 		return k;
 	}
 	return k + r;
-pair:
-	return is_send ? libc_send(fd, buf, n, flags) : libc_write(fd, buf, n);
 }
 
 static int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
