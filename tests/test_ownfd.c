@@ -29,6 +29,19 @@ static bool set_soft(rlim_t soft)
 	return true;
 }
 
+/*
+ * Starts the module under a soft limit of LOW; false when the hard limit
+ * is below 4 * LOW, which leaves no room to test in.
+ */
+static bool start_under_low_soft(void)
+{
+	if (!set_soft(4 * LOW))
+		return false;
+	ck_assert(set_soft(LOW));
+	rudp__ownfd_init();
+	return true;
+}
+
 static rlim_t soft_now(void)
 {
 	struct rlimit rl;
@@ -52,10 +65,8 @@ static int devnull(void)
 
 START_TEST(test_ownfd_adopt_moves_ours_above_the_old_soft_limit)
 {
-	if (!set_soft(4 * LOW))
-		return; /* a hard limit this low leaves nothing to test */
-	ck_assert(set_soft(LOW));
-	rudp__ownfd_init();
+	if (!start_under_low_soft())
+		return;
 	struct rlimit rl;
 	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
 	ck_assert_uint_gt(rl.rlim_cur, LOW);
@@ -78,10 +89,8 @@ END_TEST
 
 START_TEST(test_ownfd_dup_lands_above_and_keeps_the_original)
 {
-	if (!set_soft(4 * LOW))
+	if (!start_under_low_soft())
 		return;
-	ck_assert(set_soft(LOW));
-	rudp__ownfd_init();
 	int prog = devnull();
 	int copy = rudp__ownfd_dup(prog);
 	ck_assert_int_ge(copy, LOW);
@@ -101,10 +110,8 @@ END_TEST
 
 START_TEST(test_ownfd_fork_child_gets_the_old_limit_back)
 {
-	if (!set_soft(4 * LOW))
+	if (!start_under_low_soft())
 		return;
-	ck_assert(set_soft(LOW));
-	rudp__ownfd_init();
 	ck_assert_uint_gt(soft_now(), LOW);
 	rudp__ownfd_fork_child();
 	ck_assert_uint_eq(soft_now(), LOW);
@@ -116,10 +123,8 @@ END_TEST
 
 START_TEST(test_ownfd_fork_child_keeps_a_limit_the_program_set)
 {
-	if (!set_soft(4 * LOW))
+	if (!start_under_low_soft())
 		return;
-	ck_assert(set_soft(LOW));
-	rudp__ownfd_init();
 	ck_assert(set_soft(2 * LOW));
 	rudp__ownfd_fork_child();
 	ck_assert_uint_eq(soft_now(), 2 * LOW);
