@@ -30,7 +30,8 @@
 #              as the targets say; the machine's default may be another)
 # BENCH_ROWS   only these rows, by name, comma- or space-separated (loopback
 #              ceiling relay relay-loss1 relay-loss5 veth veth-loss1 veth-loss5
-#              fairness connect pingpong integrity conns; default all)
+#              fairness connect connect-floor pingpong integrity conns;
+#              default all)
 # BENCH_COLUMNS  only these columns (rudp tcp kcptun; default all)
 # BENCH_PORT   first port to try (default: 20000 plus a per-process offset);
 #              ports in use are skipped
@@ -107,7 +108,7 @@ fi
 declare -A COL_NOTE=()
 
 SCENARIOS=(loopback ceiling relay relay-loss1 relay-loss5 veth veth-loss1
-	veth-loss5 fairness connect pingpong integrity conns)
+	veth-loss5 fairness connect connect-floor pingpong integrity conns)
 declare -A SC_TITLE=(
 	[loopback]="loopback"
 	[ceiling]="loopback, rudp's path without protocol"
@@ -119,6 +120,7 @@ declare -A SC_TITLE=(
 	[veth-loss5]="veth, 5% loss"
 	[fairness]="100 Mbit/s shared with 1 TCP flow"
 	[connect]="connect() p50, loopback"
+	[connect-floor]="connect() floor: one UDP round trip"
 	[pingpong]="64 B ping-pong p50, loopback"
 	[integrity]="veth, 5% loss, 64 MiB intact"
 	[conns]="connection costs (scripts/bench-conns.sh)"
@@ -158,7 +160,8 @@ fi
 declare -A SC_UNIT=(
 	[loopback]=Gbit/s [ceiling]=Gbit/s [relay]=Gbit/s [relay-loss1]=Gbit/s
 	[relay-loss5]=Gbit/s [veth]=Gbit/s [veth-loss1]=Gbit/s
-	[veth-loss5]=Gbit/s [fairness]=share [connect]=µs [pingpong]=µs [integrity]=sha256
+	[veth-loss5]=Gbit/s [fairness]=share [connect]=µs
+	[connect-floor]=µs [pingpong]=µs [integrity]=sha256
 )
 
 # ---------------------------------------------------------------------------
@@ -505,7 +508,13 @@ PY
 #   connect   p50 of the time blocking connect() takes; the server accepts
 #             and closes; the first 10 connections are left out;
 #   pingpong  p50 round trip of a 64-byte message echoed back, after 100
-#             round trips of warm-up.  Prints microseconds.
+#             round trips of warm-up;
+#   udprtt    p50 round trip of a 1-byte UDP datagram echoed back by the
+#             server process, waited for as connect() waits (poll, then
+#             recv), after 10 of warm-up: the least any handshake between
+#             two processes in user space takes, since the server's
+#             process must run once for the client to hear back.
+# Prints microseconds.
 
 cat >"$tmp/lat.py" <<'PY'
 import json, socket, statistics, sys, time
@@ -542,6 +551,26 @@ elif mode == "echo-server":
         if not d:
             break
         c.sendall(d)
+elif mode == "udp-echo-server":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", port))
+    print("ready", flush=True)
+    while True:
+        d, a = s.recvfrom(2048)
+        s.sendto(d, a)
+elif mode == "udprtt":
+    n, warm, out = int(sys.argv[3]), 10, []
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.settimeout(10)
+    c.connect(("127.0.0.1", port))
+    for i in range(warm + n):
+        t0 = time.perf_counter_ns()
+        c.send(b"x")
+        c.recv(2048)
+        t1 = time.perf_counter_ns()
+        if i >= warm:
+            out.append((t1 - t0) / 1000)
+    report(out)
 elif mode == "connect":
     n, warm, out = int(sys.argv[3]), 10, []
     for i in range(warm + n):
@@ -584,6 +613,7 @@ lat_run() {
 	tag="$kind $col run $rep"
 	case $kind in
 	connect) smode=accept-server count=$connects ;;
+	udprtt) smode=udp-echo-server count=$connects ;;
 	*) smode=echo-server count=$pings ;;
 	esac
 	alloc_port
@@ -821,6 +851,10 @@ measure() {
 	veth-loss5:rudp | veth-loss5:tcp | veth-loss5:tcpdef | veth-loss5:kcptun)
 		iperf_run "$2" veth 5 "$3" ;;
 	connect:rudp | connect:tcp) lat_run "$2" connect "$3" ;;
+	# The floor is plain UDP between two python3 processes (no shim): it
+	# sits in the rudp column to be read against TCP's whole connect().
+	connect-floor:rudp) lat_run tcp udprtt "$3" ;;
+	connect-floor:tcp | connect-floor:tcpdef) lat_run "$2" connect "$3" ;;
 	pingpong:rudp | pingpong:tcp | pingpong:kcptun) lat_run "$2" pingpong "$3" ;;
 	integrity:rudp | integrity:tcp | integrity:kcptun) integ_run "$2" "$3" ;;
 	fairness:rudp) fair_run "$3" ;;
@@ -931,7 +965,7 @@ for sc in "${SCENARIOS[@]}"; do
 	fi
 	n=$reps
 	case $sc in
-	connect | pingpong) n=$lat_reps ;;
+	connect | connect-floor | pingpong) n=$lat_reps ;;
 	integrity) n=$integ_reps ;;
 	fairness) n=1 ;;
 	esac
@@ -1085,6 +1119,9 @@ echo "  namespaces; kcptun's two ends run one in each, so only UDP crosses it."
 echo "- connect(): p50 of $connects blocking connects (python3), server accepts"
 echo "  and closes; kcptun n/a: kcptun-client accepts the connection itself and"
 echo "  opens the tunnel afterwards, so it would time a loopback TCP connect."
+echo "  connect() floor: p50 of $connects round trips of a 1-byte UDP datagram"
+echo "  between two python3 processes, no shim, waited for as connect() waits;"
+echo "  any handshake in user space needs at least this (TCP column: connect())."
 echo "  ping-pong: p50 of $pings round trips of 64 bytes, TCP_NODELAY."
 echo "- 64 MiB intact: nc -N sends 64 MiB of random bytes from one namespace to"
 echo "  nc -l in the other across the 5%-loss veth; ok when what the listener"
