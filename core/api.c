@@ -29,6 +29,7 @@
 #define _GNU_SOURCE /* dup3 */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -131,7 +132,21 @@ static int do_bind(struct rudp__sock *s, const struct sockaddr *addr, socklen_t 
 	r = check_addr(s, addr, len);
 	if (r < 0)
 		return r;
-	return rudp__lep_open(s->domain, addr, len, NULL, 0, &s->lep);
+	r = rudp__lep_open(s->domain, addr, len, NULL, 0, &s->lep);
+	/*
+	 * TCP lets a socket with SO_REUSEADDR bind a port that only a closed
+	 * listener's accepted connections still hold (iperf3 -w closes its
+	 * listener and opens another on the same port mid-test).  Here those
+	 * connections hold the port's UDP socket, so the new socket shares
+	 * their endpoint instead of binding a second.  Unlike Linux we do not
+	 * ask whether the old listener had the option too.
+	 */
+	if (r == -EADDRINUSE && s->opts[RUDP__OPT_REUSEADDR]) {
+		s->lep = rudp__lep_orphaned(s->domain, addr, addr_len(s->domain));
+		if (s->lep)
+			r = 0;
+	}
+	return r;
 }
 
 static int do_listen(struct rudp__sock *s, int backlog)
@@ -466,6 +481,23 @@ static int put_opt(void *val, socklen_t *len, const void *v, socklen_t vlen)
 	return 0;
 }
 
+/*
+ * SO_RCVBUF and SO_SNDBUF read back as on Linux: twice what the program
+ * set (the kernel doubles it for its bookkeeping, and programs such as
+ * iperf3 check that they got at least what they asked for), or else the
+ * size the connection's buffer has, never 0.
+ */
+static int buf_size(const struct rudp__sock *s, int i)
+{
+	const struct rudp__cfg *cfg = rudp__loop_cfg();
+
+	if (s->opts[i] > 0)
+		return s->opts[i] > INT_MAX / 2 ? INT_MAX : 2 * s->opts[i];
+	if (i == RUDP__OPT_RCVBUF)
+		return (int)(!s->remote && s->conn ? s->conn->rcv_wnd : cfg->rcv_wnd);
+	return (int)(!s->remote && s->conn ? s->conn->sb.cap : cfg->snd_buf);
+}
+
 static int do_getsockopt(struct rudp__sock *s, int level, int name, void *val,
 			 socklen_t *len)
 {
@@ -501,7 +533,10 @@ static int do_getsockopt(struct rudp__sock *s, int level, int name, void *val,
 		v = IPPROTO_TCP;
 	} else if (level == SOL_SOCKET && name == SO_ACCEPTCONN) {
 		v = state_of(s) == RUDP__LISTEN;
-	} else if ((i = opt_index(level, name)) >= 0) {
+	} else if ((i = opt_index(level, name)) == RUDP__OPT_RCVBUF ||
+		   i == RUDP__OPT_SNDBUF) {
+		v = buf_size(s, i);
+	} else if (i >= 0) {
 		v = s->opts[i];
 	} else {
 		return -ENOPROTOOPT;

@@ -131,8 +131,8 @@ static void settle_all(struct rudp__ep *ep)
 	}
 }
 
-static bool same_addr(const struct sockaddr_storage *a, socklen_t alen,
-		      const struct sockaddr *b, socklen_t blen)
+bool rudp__addr_same(const struct sockaddr_storage *a, socklen_t alen,
+		     const struct sockaddr *b, socklen_t blen)
 {
 	if (alen != blen || a->ss_family != b->sa_family)
 		return false;
@@ -207,14 +207,14 @@ void rudp__ep_recv(struct rudp__ep *ep, const struct sockaddr *from,
 		/* A bare SYN: a retransmission for a child we made, or new. */
 		for (c = rudp__cidtab_find(&ep->tab, RUDP__BY_PEER, h.src_cid);
 		     c; c = rudp__cidtab_next(c, RUDP__BY_PEER, h.src_cid))
-			if (same_addr(&c->peer, c->peerlen, from, fromlen))
+			if (rudp__addr_same(&c->peer, c->peerlen, from, fromlen))
 				break;
 		if (!c)
 			c = ep->listener;
 	} else {
 		c = rudp__cidtab_find(&ep->tab, RUDP__BY_LOCAL, h.dst_cid);
 		/* The id alone is guessable; the address must match too. */
-		if (c && !same_addr(&c->peer, c->peerlen, from, fromlen))
+		if (c && !rudp__addr_same(&c->peer, c->peerlen, from, fromlen))
 			c = NULL;
 	}
 	/*

@@ -95,6 +95,10 @@ struct rudp__conn *rudp__ep_conn_new(struct rudp__ep *ep);
  * Owes `h`, which arrived from `from` and matched no usable connection, a
  * reset (never in answer to a reset).
  */
+/* Whether two addresses name the same host and port (family, port, address). */
+bool rudp__addr_same(const struct sockaddr_storage *a, socklen_t alen,
+		     const struct sockaddr *b, socklen_t blen);
+
 void rudp__ep_reply_rst(struct rudp__ep *ep, const struct sockaddr *from,
 			socklen_t fromlen, const struct rudp__hdr *h);
 

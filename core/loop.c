@@ -236,6 +236,11 @@ static uint32_t mss_of_mtu(int domain, int mtu)
 	return dgram - overhead;
 }
 
+const struct rudp__cfg *rudp__loop_cfg(void)
+{
+	return &L.cfg;
+}
+
 uint32_t rudp__loop_mss(int domain, const struct sockaddr *peer,
 			socklen_t peerlen, int connected_fd)
 {
@@ -626,6 +631,29 @@ fail:
 	rudp__ep_free(&lep->ep);
 	free(lep);
 	return r;
+}
+
+/*
+ * A walk with a getsockname per endpoint, but only after a bind failed with
+ * EADDRINUSE, which no busy path does.  Connected endpoints (a connect()'s
+ * own socket) and ones with a listener are never shared this way.
+ */
+struct rudp__lep *rudp__lep_orphaned(int domain, const struct sockaddr *local,
+				     socklen_t locallen)
+{
+	for (struct rudp__lep *e = L.leps; e; e = e->next) {
+		struct sockaddr_storage ss;
+		socklen_t sslen = sizeof(ss);
+
+		if (e->domain != domain || e->connected || e->ep.listener ||
+		    e->src.dead ||
+		    getsockname(e->fd, (struct sockaddr *)&ss, &sslen) < 0 ||
+		    !rudp__addr_same(&ss, sslen, local, locallen))
+			continue;
+		e->refs++;
+		return e;
+	}
+	return NULL;
 }
 
 /* TIME_WAIT of a connection with a UDP socket of its own (see below). */

@@ -108,6 +108,9 @@ void rudp__loop_timedwait(pthread_cond_t *cv, const struct timespec *ts);
 bool rudp__loop_busy(bool report);
 
 
+/* The settings new connections start with (environment applied). */
+const struct rudp__cfg *rudp__loop_cfg(void);
+
 /*
  * The payload size for a connection to peer: the route MTU less the IP,
  * UDP and rudp headers and room for SACK blocks, so datagrams never need
@@ -126,6 +129,14 @@ uint32_t rudp__loop_mss(int domain, const struct sockaddr *peer,
 int rudp__lep_open(int domain, const struct sockaddr *local,
 		   socklen_t locallen, const struct sockaddr *peer,
 		   socklen_t peerlen, struct rudp__lep **out);
+
+/*
+ * The endpoint bound to exactly `local` that a closed listener left to the
+ * connections it accepted, with a reference taken for the caller, or NULL.
+ * Lock held.
+ */
+struct rudp__lep *rudp__lep_orphaned(int domain, const struct sockaddr *local,
+				     socklen_t locallen);
 
 /* Connects an existing, unused endpoint's socket to peer.  Lock held. */
 int rudp__lep_connect(struct rudp__lep *lep, const struct sockaddr *peer,

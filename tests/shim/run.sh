@@ -365,6 +365,11 @@ case_accept_close() {
 	ok "server accepted all $n connections, client saw no error"
 }
 
+case_relisten() {
+	say "python: a listener closed and opened again on its port"
+	py 15 24311 relisten.py 24311
+}
+
 case_closefrom() {
 	need nc
 	say "python: close every descriptor but the listener, then accept"
@@ -640,11 +645,15 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])),
 }
 
 case_iperf3() {
-	local port=24241 port2=24242 sv st how p args
+	local port=24241 port2=24242 port3=24243 sv st how p args
 	need iperf3
-	for how in forward reverse; do
+	# window: -w makes iperf3's server close its listener and listen
+	# again on the same port while the control connection it accepted is
+	# still open, and check the buffer sizes it reads back.
+	for how in forward reverse window; do
 		p=$port args=()
 		[ "$how" = reverse ] && p=$port2 args=(-R)
+		[ "$how" = window ] && p=$port3 args=(-w 256K)
 		say "iperf3 -s -1 on 127.0.0.1:$p; iperf3 -c -t 3 ${args[*]}"
 		bg "srv_$how" 30 "$p" iperf3 -s -1 -B 127.0.0.1 -p "$p" -J
 		sv=$bgpid
