@@ -1555,7 +1555,7 @@ static int case_bad_arguments(void)
  * Each accepted connection carries one number and then the listener's
  * close: the connector must read the number and an orderly end of file.
  * Data flows one way only, and the listener's send buffers are small,
- * because each buffer that takes data is allocated (1 MiB by default) and
+ * because each buffer that takes data is allocated (2 MiB by default) and
  * meson's MALLOC_PERTURB_ makes every allocation cost a memset.
  */
 
