@@ -350,11 +350,39 @@ fail:
 	return r;
 }
 
+/*
+ * The address family of the connecting socket this thread closed last, for
+ * spares_refill(), or 0.
+ */
+static __thread int closed_connector;
+
 static int do_close(struct rudp__sock *s, int fd)
 {
+	if (!s->remote && s->lep && s->lep->connected)
+		closed_connector = s->domain;
 	close(fd);
 	rudp__sock_closed(s);
 	return 0;
+}
+
+/*
+ * A program that connected once is likely to connect again: once it has
+ * closed a connecting socket, and without the loop's lock, this thread
+ * makes the pair and the UDP socket the next connect() will take, so that
+ * connect() does not pay for them.  The cost moves to close(), where no
+ * handshake waits on it.
+ */
+static void spares_refill(void)
+{
+	int domain = closed_connector, e = errno;
+
+	if (!domain)
+		return;
+	closed_connector = 0;
+	rudp__sock_spare_refill();
+	rudp__lep_spare_refill(domain);
+	/* What close() reports is its own error, not ours. */
+	errno = e;
 }
 
 static int do_getsockname(struct rudp__sock *s, struct sockaddr *addr,
@@ -702,9 +730,17 @@ int rudp__maybe_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen,
 		return ret(r_);                                         \
 	} while (0)
 
-int rudp__maybe_close(int fd)
+static int maybe_close(int fd)
 {
 	MAYBE_ON_SOCK(fd, do_close(s, fd));
+}
+
+int rudp__maybe_close(int fd)
+{
+	int r = maybe_close(fd);
+
+	spares_refill();
+	return r;
 }
 
 int rudp__maybe_getsockopt(int fd, int level, int name, void *val,
@@ -780,9 +816,17 @@ int rudp_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 	return rudp_accept4(fd, addr, addrlen, 0);
 }
 
-int rudp_close(int fd)
+static int close_sock(int fd)
 {
 	ON_SOCK(fd, do_close(s, fd));
+}
+
+int rudp_close(int fd)
+{
+	int r = close_sock(fd);
+
+	spares_refill();
+	return r;
 }
 
 int rudp_shutdown(int fd, int how)

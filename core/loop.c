@@ -559,9 +559,24 @@ static void size_bufs(int fd)
 		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
 }
 
-int rudp__lep_open(int domain, const struct sockaddr *local,
-		   socklen_t locallen, const struct sockaddr *peer,
-		   socklen_t peerlen, struct rudp__lep **out)
+/*
+ * Frees an endpoint that was never listed, closing its socket (which
+ * ends its epoll registration): nothing can have an event for it.
+ */
+static void lep_free(struct rudp__lep *lep)
+{
+	if (lep->fd >= 0)
+		rudp__ownfd_close(lep->fd);
+	rudp__ep_free(&lep->ep);
+	free(lep);
+}
+
+/*
+ * A UDP socket and its endpoint, sized and watched, neither bound nor
+ * connected nor listed yet: the part of opening an endpoint that needs no
+ * lock (the configuration it reads is set when the loop starts).
+ */
+static int lep_new(int domain, struct rudp__lep **out)
 {
 	struct rudp__ep_ops ops = {
 		.rand32 = loop_rand32,
@@ -590,6 +605,57 @@ int rudp__lep_open(int domain, const struct sockaddr *local,
 	r = rudp__ep_init(&lep->ep, &L.cfg, &ops);
 	if (r < 0)
 		goto fail;
+	/* Unbound, it hears nothing until bound or connected. */
+	r = rudp__loop_watch(lep->fd, EPOLLIN, &lep->src);
+	if (r < 0)
+		goto fail;
+	*out = lep;
+	return 0;
+fail:
+	lep_free(lep);
+	return r;
+}
+
+/*
+ * A UDP socket made ahead, per address family, for the next connecting
+ * socket: taking it saves that connect() the socket, moving it above the
+ * program's descriptors, its buffer sizes, GRO and the epoll registration
+ * (7 system calls).  Made like the spare pair (rudp__sock_spare_refill).
+ */
+static struct rudp__lep *spare_lep[2];
+
+static struct rudp__lep **spare_slot(int domain)
+{
+	return &spare_lep[domain == AF_INET6];
+}
+
+void rudp__lep_spare_refill(int domain)
+{
+	struct rudp__lep *lep, *none = NULL;
+
+	if (__atomic_load_n(spare_slot(domain), __ATOMIC_RELAXED) ||
+	    !rudp__ownfd_high() || lep_new(domain, &lep) < 0)
+		return;
+	if (!__atomic_compare_exchange_n(spare_slot(domain), &none, lep, false,
+					 __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		lep_free(lep);
+}
+
+int rudp__lep_open(int domain, const struct sockaddr *local,
+		   socklen_t locallen, const struct sockaddr *peer,
+		   socklen_t peerlen, struct rudp__lep **out)
+{
+	struct rudp__lep *lep = NULL;
+	int r;
+
+	if (!local && peer)
+		lep = __atomic_exchange_n(spare_slot(domain), NULL,
+					  __ATOMIC_ACQUIRE);
+	if (!lep) {
+		r = lep_new(domain, &lep);
+		if (r < 0)
+			return r;
+	}
 	if (local && bind(lep->fd, local, locallen) < 0) {
 		r = -errno;
 		goto fail;
@@ -615,9 +681,6 @@ int rudp__lep_open(int domain, const struct sockaddr *local,
 	r = rudp__heap_reserve(&L.timers, L.timers.n + 1);
 	if (r < 0)
 		goto fail;
-	r = rudp__loop_watch(lep->fd, EPOLLIN, &lep->src);
-	if (r < 0)
-		goto fail;
 	lep->next = L.leps;
 	if (L.leps)
 		L.leps->pprev = &lep->next;
@@ -626,10 +689,7 @@ int rudp__lep_open(int domain, const struct sockaddr *local,
 	*out = lep;
 	return 0;
 fail:
-	if (lep->fd >= 0)
-		rudp__ownfd_close(lep->fd);
-	rudp__ep_free(&lep->ep);
-	free(lep);
+	lep_free(lep);
 	return r;
 }
 
@@ -997,6 +1057,14 @@ static void at_fork_child(void)
 		L.hooks->at_fork_child();
 	/* First: the heap points into the endpoints freed next. */
 	rudp__heap_free(&L.timers);
+	/* Spare sockets: their descriptors are closed below with the rest. */
+	for (size_t i = 0; i < sizeof(spare_lep) / sizeof(spare_lep[0]); i++) {
+		if (spare_lep[i]) {
+			rudp__ep_free(&spare_lep[i]->ep);
+			free(spare_lep[i]);
+		}
+		spare_lep[i] = NULL;
+	}
 	while (L.leps) {
 		struct rudp__lep *lep = L.leps;
 		L.leps = lep->next;

@@ -138,6 +138,12 @@ int rudp__lep_open(int domain, const struct sockaddr *local,
 struct rudp__lep *rudp__lep_orphaned(int domain, const struct sockaddr *local,
 				     socklen_t locallen);
 
+/*
+ * Makes the UDP socket the next connecting socket of `domain` will use,
+ * unless there is one; without the lock (see rudp__sock_spare_refill).
+ */
+void rudp__lep_spare_refill(int domain);
+
 /* Connects an existing, unused endpoint's socket to peer.  Lock held. */
 int rudp__lep_connect(struct rudp__lep *lep, const struct sockaddr *peer,
 		      socklen_t peerlen);

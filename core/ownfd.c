@@ -94,6 +94,11 @@ void rudp__ownfd_del(int fd)
 	rudp__fdset_del(&own, fd);
 }
 
+bool rudp__ownfd_high(void)
+{
+	return base > 0;
+}
+
 bool rudp__ownfd_has(int fd)
 {
 	return rudp__fdset_has(&own, fd);

@@ -36,6 +36,9 @@ int rudp__ownfd_adopt(int fd);
 /* A copy of fd, ours and close-on-exec, above the program's range. */
 int rudp__ownfd_dup(int fd);
 
+/* Whether ours are numbered above the program's range (see above). */
+bool rudp__ownfd_high(void);
+
 void rudp__ownfd_add(int fd);
 void rudp__ownfd_del(int fd);
 bool rudp__ownfd_has(int fd);

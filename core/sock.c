@@ -317,21 +317,21 @@ void rudp__sock_drop_hold(struct rudp__sock *s)
 	release_hold(s);
 }
 
-int rudp__sock_new(int domain, int flags, bool plugged, bool end_is_hold,
-		   struct rudp__sock **out, int *fd)
+/*
+ * The pair behind a new socket, our copy of the program's end, the cookie
+ * and, if asked, the plug: everything but the socket table and epoll.  On
+ * failure s has no descriptors left.
+ */
+static int make_pair(struct rudp__sock *s, int flags, bool plugged,
+		     bool end_is_hold, int *fd)
 {
 	int sv[2] = { -1, -1 };
-	struct rudp__sock *s = sock_alloc(domain);
 	int r;
 
-	if (!s)
-		return -ENOMEM;
 	/* Both ends non-blocking at once when the program's is to be. */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
-				(flags & SOCK_NONBLOCK), 0, sv) < 0) {
-		r = -errno;
-		goto fail;
-	}
+				(flags & SOCK_NONBLOCK), 0, sv) < 0)
+		return -errno;
 	s->core_fd = sv[1] = rudp__ownfd_adopt(sv[1]);
 	if ((!end_is_hold && !(flags & SOCK_CLOEXEC) && fcntl(sv[0], F_SETFD, 0) < 0) ||
 	    (!(flags & SOCK_NONBLOCK) && fcntl(sv[1], F_SETFL, O_NONBLOCK) < 0)) {
@@ -360,18 +360,6 @@ int rudp__sock_new(int domain, int flags, bool plugged, bool end_is_hold,
 		goto fail;
 	if (plugged && (r = plug(s, sv[0])) < 0)
 		goto fail;
-	r = table_put(s);
-	if (r < 0)
-		goto fail;
-	/*
-	 * Registered at once, for the hang-up of a program that closes it
-	 * before it connects.  An accepted socket (unplugged) is registered
-	 * by the service round that follows, with the events it needs: one
-	 * epoll_ctl() instead of two.
-	 */
-	if (plugged)
-		watch(s, 0);
-	*out = s;
 	*fd = sv[0];
 	return 0;
 fail:
@@ -382,8 +370,110 @@ fail:
 		rudp__ownfd_close(sv[0]);
 		rudp__ownfd_close(sv[1]);
 	}
-	sock_free(s);
+	s->core_fd = -1;
 	return r;
+}
+
+/*
+ * A plugged pair made ahead for the next connect() taken over by the shim,
+ * watched already, its program's end still ours: taking it saves that
+ * connect() the socket pair, moving both ends above the program's
+ * descriptors, the cookie, the plug and the epoll registration (about 10
+ * system calls).  It is made by a thread that closed a connecting socket,
+ * after it let go of the loop's lock, and swapped in and out atomically.
+ */
+static struct rudp__sock *spare;
+
+/* Frees a socket that never reached the table, and its descriptors. */
+static void unmake(struct rudp__sock *s)
+{
+	release_hold(s);
+	rudp__ownfd_close(s->core_fd);
+	sock_free(s);
+}
+
+void rudp__sock_spare_refill(void)
+{
+	struct rudp__sock *s, *none = NULL;
+	int fd;
+
+	/*
+	 * Only where ours are numbered above the program's: elsewhere a
+	 * spare would take numbers the program's next sockets are to get
+	 * (the very number a close() just freed).
+	 */
+	if (__atomic_load_n(&spare, __ATOMIC_RELAXED) ||
+	    !rudp__ownfd_high())
+		return;
+	s = sock_alloc(AF_INET);
+	if (!s)
+		return;
+	/* Non-blocking, as most connecting programs want it. */
+	if (make_pair(s, SOCK_NONBLOCK, true, true, &fd) < 0) {
+		sock_free(s);
+		return;
+	}
+	watch(s, 0);
+	if (__atomic_compare_exchange_n(&spare, &none, s, false,
+					__ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		return;
+	/* Another thread's came first; closing ours unregisters it. */
+	unmake(s);
+}
+
+/* The spare pair, ready for a socket of `domain` with `flags`, or NULL. */
+static struct rudp__sock *take_spare(int domain, int flags)
+{
+	struct rudp__sock *s = __atomic_exchange_n(&spare, NULL,
+						   __ATOMIC_ACQUIRE);
+
+	if (!s)
+		return NULL;
+	if (!(flags & SOCK_NONBLOCK) && fcntl(s->hold_fd, F_SETFL, 0) < 0) {
+		unmake(s);
+		return NULL;
+	}
+	s->domain = domain;
+	return s;
+}
+
+int rudp__sock_new(int domain, int flags, bool plugged, bool end_is_hold,
+		   struct rudp__sock **out, int *fd)
+{
+	struct rudp__sock *s = plugged && end_is_hold ? take_spare(domain, flags)
+						      : NULL;
+	int r;
+
+	if (s) {
+		*fd = s->hold_fd;
+	} else {
+		s = sock_alloc(domain);
+		if (!s)
+			return -ENOMEM;
+		r = make_pair(s, flags, plugged, end_is_hold, fd);
+		if (r < 0) {
+			sock_free(s);
+			return r;
+		}
+	}
+	r = table_put(s);
+	if (r < 0) {
+		/* Closing our descriptors ends the registration too. */
+		if (!end_is_hold)
+			rudp__ownfd_close(*fd);
+		unmake(s);
+		return r;
+	}
+	/*
+	 * Registered at once, for the hang-up of a program that closes it
+	 * before it connects.  An accepted socket (unplugged) is registered
+	 * by the service round that follows, with the events it needs: one
+	 * epoll_ctl() instead of two.
+	 */
+	if (plugged)
+		watch(s, 0);
+	*out = s;
+	return 0;
 }
 
 int rudp__sock_new_remote(int fd, int domain,
@@ -1203,6 +1293,10 @@ static void at_fork_child(void)
 	 */
 	pthread_mutex_init(&tab_mu, NULL);
 	dirty_head = NULL;
+	/* Its descriptors are the parent loop's, which the child closes. */
+	if (spare)
+		sock_free(spare);
+	spare = NULL;
 	for (size_t i = 0; i < ntab; i++) {
 		for (struct rudp__sock *s = tab[i]; s; s = s->hnext) {
 			s->waiters = 0;

@@ -97,6 +97,12 @@ size_t rudp__sock_count(void);
  */
 int rudp__sock_new(int domain, int flags, bool plugged, bool end_is_hold,
 		   struct rudp__sock **out, int *fd);
+/*
+ * Makes the plugged pair the next connect() taken over by the shim will
+ * use, unless there is one; without the loop's lock (after a connecting
+ * socket was closed).
+ */
+void rudp__sock_spare_refill(void);
 /* Ends a socket the program never saw. */
 void rudp__sock_discard(struct rudp__sock *s);
 

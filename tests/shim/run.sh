@@ -200,6 +200,13 @@ case_nonblocking_connect() {
 	py 10 "$ports" nonblocking_connect.py 24121 24122 24123
 }
 
+case_spares() {
+	say "python: connections one after another, on spares made at close"
+	# Below the hard limit, so that the library numbers its own above
+	# the program's descriptors: only then are spares made.
+	(ulimit -Sn 1024 && py 10 24141 spares.py 24141)
+}
+
 case_epoll_accept() {
 	say "python: accepting through epoll (LT, ET, one-shot; nginx pattern)"
 	py 10 24131-24135 epoll_accept.py 24131
