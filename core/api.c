@@ -175,6 +175,8 @@ static int do_listen(struct rudp__sock *s, int backlog)
 		s->conn->user_owned = true;
 		s->conn->user = s;
 	}
+	/* Buffer sizes set before listen() hold for what it accepts. */
+	rudp__sock_apply_opts(s);
 	r = rudp__conn_listen(s->conn, (unsigned)backlog);
 	rudp__ep_settle(&s->lep->ep, s->conn);
 	/*
@@ -598,6 +600,9 @@ static int do_setsockopt(struct rudp__sock *s, int level, int name,
 	    i == RUDP__OPT_NODELAY)
 		v = !!v;
 	s->opts[i] = v;
+	/* Set on a live connection (keepalive after accept): in force now. */
+	if (!s->remote)
+		rudp__sock_apply_opts(s);
 	return 0;
 }
 

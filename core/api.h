@@ -24,7 +24,7 @@ bool rudp__owns(int fd);
  * the options the program set on it (a value of 0 is left unset) and the
  * address it was bound to.
  */
-#define RUDP__CARRY_MAX 8
+#define RUDP__CARRY_MAX 10
 struct rudp__carry {
 	unsigned nopts;
 	struct { int level, name, val; } opts[RUDP__CARRY_MAX];

@@ -178,7 +178,8 @@ static void on_enter(struct rudp__conn *c, enum rudp__state from)
 			rudp__rtt_init(&c->rtt, 3 * RUDP__SEC, c->rtt.min_rto,
 				       c->rtt.max_rto);
 		c->retries = cfg->data_retries;
-		rudp__rcvbuf_init(&c->rb, cfg->rcv_wnd, c->rcv_nxt);
+		/* The program's SO_RCVBUF, or the default (sock.c). */
+		rudp__rcvbuf_init(&c->rb, c->rcv_wnd, c->rcv_nxt);
 		rudp__cc_init(&c->cc, cfg->cc, c->mss);
 		if (l && from == RUDP__SYN_RCVD) {
 			l->npending--;
@@ -485,6 +486,9 @@ static void on_listen(struct rudp__conn *l, const struct sockaddr *from,
 	c->irs = h->seq;
 	c->rcv_nxt = h->seq + 1;
 	c->snd_wnd = h->wnd;
+	/* Buffer sizes set on the listener hold for what it accepts, as on TCP. */
+	c->rcv_wnd = l->rcv_wnd;
+	c->sb.cap = l->sb.cap;
 	c->ts_recent = h->tsval;
 	c->last_rx = now;
 	if (send_syn(c, ep->cfg.synack_retries) < 0) {

@@ -1255,14 +1255,17 @@ void rudp__sock_apply_opts(struct rudp__sock *s)
 	if (o[RUDP__OPT_KEEPCNT] > 0)
 		c->ka_cnt = (unsigned)o[RUDP__OPT_KEEPCNT];
 	/*
-	 * Buffer sizes take effect until the first byte uses the buffer,
-	 * within 16 KiB to 64 MiB, like the kernel's own clamps.
+	 * Buffer sizes take effect until the first byte uses the buffer (the
+	 * receive buffer is made when the connection is established), within
+	 * 16 KiB to 64 MiB, like the kernel's own clamps.
 	 */
 	if (o[RUDP__OPT_SNDBUF] > 0 && !c->sb.buf) {
 		size_t v = (size_t)o[RUDP__OPT_SNDBUF];
 		c->sb.cap = v < 16384 ? 16384 : v > (64u << 20) ? 64u << 20 : v;
 	}
-	if (o[RUDP__OPT_RCVBUF] > 0 && c->state != RUDP__ESTABLISHED) {
+	if (o[RUDP__OPT_RCVBUF] > 0 &&
+	    (c->state == RUDP__CLOSED || c->state == RUDP__LISTEN ||
+	     c->state == RUDP__SYN_SENT || c->state == RUDP__SYN_RCVD)) {
 		uint32_t v = (uint32_t)o[RUDP__OPT_RCVBUF];
 		c->rcv_wnd = v < 16384 ? 16384 : v > (64u << 20) ? 64u << 20 : v;
 	}

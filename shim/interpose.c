@@ -226,6 +226,32 @@ static ssize_t libc_send(int fd, const void *b, size_t n, int fl)
 static struct rudp__fdset rudp_fds;
 
 /*
+ * Kernel sockets whose program set SO_RCVBUF or SO_SNDBUF on them before
+ * a take-over: only those sizes are carried, since a kernel socket always
+ * reports one and its defaults (TCP's starting sizes) would shrink ours.
+ */
+static struct rudp__fdset sized_fds;
+
+/* Takes the members in [first, last] out of set. */
+static void fdset_del_range(struct rudp__fdset *set, unsigned first,
+			    unsigned last)
+{
+	for (int f = rudp__fdset_next(set, first > INT32_MAX ? INT32_MAX
+							     : (int)first);
+	     f >= 0 && (unsigned)f <= last; f = rudp__fdset_next(set, f))
+		rudp__fdset_del(set, f);
+}
+
+/* newfd now names what oldfd names: it is in set exactly if oldfd is. */
+static void fdset_copy(struct rudp__fdset *set, int oldfd, int newfd)
+{
+	if (rudp__fdset_has(set, oldfd))
+		rudp__fdset_add(set, newfd);
+	else
+		rudp__fdset_del(set, newfd);
+}
+
+/*
  * Runs before main: an invalid RUDP_PORTS or RUDP_LOG stops the program
  * with status 2, naming the bad token.  Failing closed is deliberate: the
  * user asked for rudp, and silently using TCP instead would hide that.
@@ -382,8 +408,8 @@ static int take_over(int fd)
 	socklen_t lglen = sizeof(carry.linger);
 	int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD), domain;
 
-	_Static_assert(sizeof(carried) / sizeof(carried[0]) <= RUDP__CARRY_MAX,
-		       "struct rudp__carry has room for every carried option");
+	_Static_assert(sizeof(carried) / sizeof(carried[0]) + 2 <= RUDP__CARRY_MAX,
+		       "struct rudp__carry has room for every carried option and both buffer sizes");
 	if (fl < 0 || fdfl < 0)
 		return -errno;
 	/*
@@ -409,6 +435,21 @@ static int take_over(int fd)
 	}
 	if (libc_getsockopt(fd, SOL_SOCKET, SO_LINGER, &carry.linger, &lglen) < 0)
 		memset(&carry.linger, 0, sizeof(carry.linger));
+	if (rudp__fdset_has(&sized_fds, fd)) {
+		static const int bufs[] = { SO_RCVBUF, SO_SNDBUF };
+		for (size_t i = 0; i < 2; i++) {
+			int v = 0;
+			socklen_t l = sizeof(v);
+			/* The kernel reports twice what was set. */
+			if (libc_getsockopt(fd, SOL_SOCKET, bufs[i], &v, &l) < 0 ||
+			    v <= 1)
+				continue;
+			carry.opts[carry.nopts].level = SOL_SOCKET;
+			carry.opts[carry.nopts].name = bufs[i];
+			carry.opts[carry.nopts++].val = v / 2;
+		}
+		rudp__fdset_del(&sized_fds, fd);
+	}
 	if (rudp__socket_onto(fd, domain, SOCK_STREAM | SOCK_CLOEXEC |
 			      ((fl & O_NONBLOCK) ? SOCK_NONBLOCK : 0),
 			      (fdfl & FD_CLOEXEC) != 0, &carry) < 0) {
@@ -543,6 +584,7 @@ static int shim_close(int fd)
 	if (nregs)
 		regs_forget(fd);
 	rudp__fdset_del(&rudp_fds, fd);
+	rudp__fdset_del(&sized_fds, fd);
 	if (ports.any) {
 		int r = rudp__maybe_close(fd);
 		if (r != RUDP__NOT_OURS)
@@ -559,10 +601,8 @@ static int shim_close_range(unsigned first, unsigned last, int flags)
 	/* Setting close-on-exec harms nothing: ours have it already. */
 	if (rudp__in_core || (flags & CLOSE_RANGE_CLOEXEC))
 		return libc_close_range(first, last, flags);
-	for (int f = rudp__fdset_next(&rudp_fds, first > INT32_MAX ? INT32_MAX
-								  : (int)first);
-	     f >= 0 && (unsigned)f <= last; f = rudp__fdset_next(&rudp_fds, f))
-		rudp__fdset_del(&rudp_fds, f);
+	fdset_del_range(&rudp_fds, first, last);
+	fdset_del_range(&sized_fds, first, last);
 	while (cur <= last) {
 		int own = rudp__ownfd_next(cur > INT32_MAX ? INT32_MAX : (int)cur);
 		if (own < 0 || (unsigned)own > last)
@@ -593,10 +633,8 @@ static int shim_dup3(int oldfd, int newfd, int flags)
 	int r = flags == -1 ? libc_dup2(oldfd, newfd)
 			    : libc_dup3(oldfd, newfd, flags);
 	if (r >= 0 && oldfd != newfd) {
-		if (rudp__fdset_has(&rudp_fds, oldfd))
-			rudp__fdset_add(&rudp_fds, newfd);
-		else
-			rudp__fdset_del(&rudp_fds, newfd);
+		fdset_copy(&rudp_fds, oldfd, newfd);
+		fdset_copy(&sized_fds, oldfd, newfd);
 	}
 	return r;
 }
@@ -644,8 +682,14 @@ static int shim_setsockopt(int fd, int lvl, int name, const void *v,
 	int r = may_be_ours() ? rudp__maybe_setsockopt(fd, lvl, name, v, l)
 			      : RUDP__NOT_OURS;
 
-	if (r == RUDP__NOT_OURS)
-		return libc_setsockopt(fd, lvl, name, v, l);
+	if (r == RUDP__NOT_OURS) {
+		r = libc_setsockopt(fd, lvl, name, v, l);
+		if (r == 0 && lvl == SOL_SOCKET &&
+		    (name == SO_RCVBUF || name == SO_SNDBUF ||
+		     name == SO_RCVBUFFORCE || name == SO_SNDBUFFORCE))
+			rudp__fdset_add(&sized_fds, fd);
+		return r;
+	}
 	if (r == 0)
 		return 0;
 	/*

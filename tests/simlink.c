@@ -264,15 +264,20 @@ void sim_inject(struct sim *s, int from, int to, const uint8_t *buf,
 		      sizeof(struct sockaddr_in), buf, len, s->now);
 }
 
-struct rudp__conn *sim_connect(struct sim *s, int a, int b)
+void sim_connect_conn(struct sim *s, struct rudp__conn *c, int b)
 {
-	struct rudp__conn *c = rudp__ep_conn_new(&s->node[a].ep);
-
 	memcpy(&c->peer, &s->node[b].addr, sizeof(s->node[b].addr));
 	c->peerlen = sizeof(s->node[b].addr);
 	c->user_owned = true;
 	rudp__conn_connect(c, s->now);
-	rudp__ep_settle(&s->node[a].ep, c);
+	rudp__ep_settle(c->ep, c);
+}
+
+struct rudp__conn *sim_connect(struct sim *s, int a, int b)
+{
+	struct rudp__conn *c = rudp__ep_conn_new(&s->node[a].ep);
+
+	sim_connect_conn(s, c, b);
 	return c;
 }
 

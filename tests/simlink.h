@@ -143,6 +143,9 @@ void sim_inject(struct sim *s, int from, int to, const uint8_t *buf,
 /* Starts a connection from node a to node b; returns the new connection. */
 struct rudp__conn *sim_connect(struct sim *s, int a, int b);
 
+/* Starts connection c, made on some node's endpoint and set up, to node b. */
+void sim_connect_conn(struct sim *s, struct rudp__conn *c, int b);
+
 /* Makes node n listen with the given backlog. */
 struct rudp__conn *sim_listen(struct sim *s, int n, unsigned backlog);
 

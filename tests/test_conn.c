@@ -420,6 +420,32 @@ START_TEST(test_conn_iss_wraparound)
 }
 END_TEST
 
+/*
+ * Buffer sizes the program set (SO_RCVBUF, SO_SNDBUF) size the connection:
+ * the connecting side's own, and what a listener accepts inherits the
+ * listener's.  Each side then advertises its own receive buffer.
+ */
+START_TEST(test_conn_buffer_sizes_set_before_the_handshake_hold)
+{
+	listener_b = sim_listen(&sim, B, 4);
+	listener_b->rcv_wnd = 64 * 1024;
+	listener_b->sb.cap = 96 * 1024;
+	conn_a = rudp__ep_conn_new(&sim.node[A].ep);
+	ck_assert_ptr_nonnull(conn_a);
+	conn_a->rcv_wnd = 48 * 1024;
+	sim_connect_conn(&sim, conn_a, B);
+	ck_assert(sim_run(&sim, sim.now + 5 * S, both_done));
+	struct rudp__conn *c = rudp__conn_accept(listener_b);
+	ck_assert_ptr_nonnull(c);
+	c->user_owned = true;
+	ck_assert_uint_eq(c->rb.cap, 64 * 1024);
+	ck_assert_uint_eq(c->sb.cap, 96 * 1024);
+	ck_assert_uint_eq(conn_a->rb.cap, 48 * 1024);
+	ck_assert_uint_eq(conn_a->snd_wnd, 64 * 1024);
+	ck_assert_uint_eq(c->snd_wnd, 48 * 1024);
+}
+END_TEST
+
 static void establish(void)
 {
 	start(4);
@@ -554,6 +580,7 @@ static Suite *conn_suite(void)
 	tcase_add_test(tc, test_conn_iss_wraparound);
 	tcase_add_test(tc, test_conn_duplicate_syn_after_established_gets_ack);
 	tcase_add_test(tc, test_conn_backlog_drops_then_admits);
+	tcase_add_test(tc, test_conn_buffer_sizes_set_before_the_handshake_hold);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("handshake_loss");
