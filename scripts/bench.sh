@@ -30,8 +30,8 @@
 #              as the targets say; the machine's default may be another)
 # BENCH_ROWS   only these rows, by name, comma- or space-separated (loopback
 #              ceiling relay relay-loss1 relay-loss5 veth veth-loss1 veth-loss5
-#              fairness connect connect-floor pingpong integrity conns;
-#              default all)
+#              fairness connect connect-1024 connect-floor pingpong
+#              integrity conns; default all)
 # BENCH_COLUMNS  only these columns (rudp tcp kcptun; default all)
 # BENCH_PORT   first port to try (default: 20000 plus a per-process offset);
 #              ports in use are skipped
@@ -108,7 +108,8 @@ fi
 declare -A COL_NOTE=()
 
 SCENARIOS=(loopback ceiling relay relay-loss1 relay-loss5 veth veth-loss1
-	veth-loss5 fairness connect connect-floor pingpong integrity conns)
+	veth-loss5 fairness connect connect-1024 connect-floor pingpong integrity
+	conns)
 declare -A SC_TITLE=(
 	[loopback]="loopback"
 	[ceiling]="loopback, rudp's path without protocol"
@@ -120,6 +121,7 @@ declare -A SC_TITLE=(
 	[veth-loss5]="veth, 5% loss"
 	[fairness]="100 Mbit/s shared with 1 TCP flow"
 	[connect]="connect() p50, loopback"
+	[connect-1024]="connect() p50, soft fd limit 1024"
 	[connect-floor]="connect() floor: one UDP round trip"
 	[pingpong]="64 B ping-pong p50, loopback"
 	[integrity]="veth, 5% loss, 64 MiB intact"
@@ -161,7 +163,7 @@ declare -A SC_UNIT=(
 	[loopback]=Gbit/s [ceiling]=Gbit/s [relay]=Gbit/s [relay-loss1]=Gbit/s
 	[relay-loss5]=Gbit/s [veth]=Gbit/s [veth-loss1]=Gbit/s
 	[veth-loss5]=Gbit/s [fairness]=share [connect]=µs
-	[connect-floor]=µs [pingpong]=µs [integrity]=sha256
+	[connect-1024]=µs [connect-floor]=µs [pingpong]=µs [integrity]=sha256
 )
 
 # ---------------------------------------------------------------------------
@@ -605,11 +607,16 @@ elif mode == "pingpong":
     report(out)
 PY
 
-# lat_run COL KIND REP.  kcptun: the client talks to kcptun-client, the
-# tunnel's server end to the server (connect is not run through it: see
-# measure()).
+# lat_run COL KIND REP [SOFT].  kcptun: the client talks to kcptun-client,
+# the tunnel's server end to the server (connect is not run through it: see
+# measure()).  SOFT: both programs run with that soft RLIMIT_NOFILE, the
+# hard one unchanged (a Debian login session has 1024 soft under a hard
+# limit of 524288; where soft is below hard the library numbers its own
+# descriptors above the program's and makes sockets ahead: docs/DESIGN.md).
 lat_run() {
 	local col=$1 kind=$2 rep=$3 sport cport srv cli status=0 smode count tag
+	local lim=()
+	[ -z "${4:-}" ] || lim=(bash -c 'ulimit -Sn "$0" && exec "$@"' "$4")
 	tag="$kind $col run $rep"
 	case $kind in
 	connect) smode=accept-server count=$connects ;;
@@ -621,7 +628,8 @@ lat_run() {
 	cport=$sport
 	rm -f "$tmp"/srv.* "$tmp"/cli.* "$tmp"/kc[sc].*
 	wrap_cmd "$col" "$sport"
-	bg_start srv timeout 60 "${wrap[@]}" python3 "$tmp/lat.py" "$smode" "$sport"
+	bg_start srv timeout 60 "${lim[@]}" "${wrap[@]}" python3 "$tmp/lat.py" \
+		"$smode" "$sport"
 	srv=$bg_last
 	if ! wait_for "$tmp/srv.out" ready 10; then
 		bg_stop "$srv"
@@ -637,7 +645,7 @@ lat_run() {
 		fi
 		cport=$kcp_port
 	fi
-	bg_start cli timeout -k 5 45 "${wrap[@]}" python3 "$tmp/lat.py" \
+	bg_start cli timeout -k 5 45 "${lim[@]}" "${wrap[@]}" python3 "$tmp/lat.py" \
 		"$kind" "$cport" "$count"
 	cli=$bg_last
 	bg_wait "$cli" 55 || status=$?
@@ -851,6 +859,7 @@ measure() {
 	veth-loss5:rudp | veth-loss5:tcp | veth-loss5:tcpdef | veth-loss5:kcptun)
 		iperf_run "$2" veth 5 "$3" ;;
 	connect:rudp | connect:tcp) lat_run "$2" connect "$3" ;;
+	connect-1024:rudp | connect-1024:tcp) lat_run "$2" connect "$3" 1024 ;;
 	# The floor is plain UDP between two python3 processes (no shim): it
 	# sits in the rudp column to be read against TCP's whole connect().
 	connect-floor:rudp) lat_run tcp udprtt "$3" ;;
@@ -965,7 +974,7 @@ for sc in "${SCENARIOS[@]}"; do
 	fi
 	n=$reps
 	case $sc in
-	connect | connect-floor | pingpong) n=$lat_reps ;;
+	connect | connect-1024 | connect-floor | pingpong) n=$lat_reps ;;
 	integrity) n=$integ_reps ;;
 	fairness) n=1 ;;
 	esac
@@ -1119,6 +1128,8 @@ echo "  namespaces; kcptun's two ends run one in each, so only UDP crosses it."
 echo "- connect(): p50 of $connects blocking connects (python3), server accepts"
 echo "  and closes; kcptun n/a: kcptun-client accepts the connection itself and"
 echo "  opens the tunnel afterwards, so it would time a loopback TCP connect."
+echo "  connect() p50, soft fd limit 1024: the same, both programs under"
+echo "  ulimit -Sn 1024 (hard limit unchanged), as in a Debian login session."
 echo "  connect() floor: p50 of $connects round trips of a 1-byte UDP datagram"
 echo "  between two python3 processes, no shim, waited for as connect() waits;"
 echo "  any handshake in user space needs at least this (TCP column: connect())."
