@@ -12,7 +12,7 @@
 # in turn (interleaved), several times, and prints one Markdown table of
 # medians.
 #
-#   scripts/bench.sh                # about 8 minutes
+#   scripts/bench.sh                # about 9 minutes
 #   BENCH_QUICK=1 scripts/bench.sh  # about 2.5 minutes: 1 run per cell, -t 2
 #
 # BENCH_QUICK  1 for the short run
