@@ -325,7 +325,7 @@ static void take_ack(struct rudp__conn *c, const struct rudp__hdr *h,
 	c->snd_una = h->ack;
 	c->dupacks = 0;
 	c->rtx.min_rtt = c->rtt.min_rtt;
-	if (rudp__rtx_ack(&c->rtx, h->ack, now, &sample) == 0)
+	if (rudp__rtx_ack(&c->rtx, h->ack, h->tsecr, now, &sample) == 0)
 		return;
 	/*
 	 * An echoed timestamp measures the round trip even across
@@ -364,18 +364,65 @@ static void on_loss(struct rudp__conn *c, rudp__usec now)
 		return;
 	c->in_recovery = true;
 	c->recover = c->snd_nxt;
+	c->cc_prior = c->cc;
+	c->undo_valid = true;
+	c->undo_retrans = 0;
 	c->cc.ops->on_loss(&c->cc, c->rtx.flight, now, c->rtt.latest,
 			   c->rtt.min_rtt);
 	c->cc.in_recovery = 1;
 }
 
 /*
- * RACK's reordering allowance: a quarter of the minimum round trip
- * (RFC 8985), so reordering within that is not taken for loss.
+ * RACK's reordering allowance (RFC 8985, 6.2 step 4): a quarter of the
+ * minimum round trip, so reordering within that is not taken for loss;
+ * once the path has shown reordering, a step more for each time a
+ * retransmission proved unneeded, up to the smoothed round trip.
  */
 static rudp__usec reo_wnd(const struct rudp__conn *c)
 {
-	return c->rtt.has_sample ? c->rtt.min_rtt / 4 : 0;
+	rudp__usec w;
+
+	if (!c->rtt.has_sample)
+		return 0;
+	w = c->rtt.min_rtt / 4;
+	if (c->rtx.reordering_seen) {
+		w *= 1 + c->reo_mult;
+		if (w > c->rtt.srtt)
+			w = c->rtt.srtt;
+	}
+	return w;
+}
+
+/* The most reo_mult grows to: the window reaches srtt well before. */
+#define REO_MULT_MAX 64
+
+/*
+ * Retransmissions the acks showed were not needed: widen the reordering
+ * window, and once every retransmission of the last recovery proved
+ * unneeded, put the controller back as it was before it (the reduction
+ * answered reordering, not congestion).  Its counters stay as they are.
+ */
+static void take_spurious(struct rudp__conn *c)
+{
+	unsigned n = c->rtx.spurious;
+
+	c->rtx.spurious = 0;
+	if (c->reo_mult < REO_MULT_MAX)
+		c->reo_mult++;
+	if (!c->undo_valid)
+		return;
+	c->undo_retrans = n < c->undo_retrans ? c->undo_retrans - n : 0;
+	if (c->undo_retrans)
+		return;
+	uint64_t random_losses = c->cc.random_losses;
+	uint64_t hystart_exits = c->cc.hystart_exits;
+	c->cc = c->cc_prior;
+	c->cc.random_losses = random_losses;
+	c->cc.hystart_exits = hystart_exits;
+	c->cc.in_recovery = 0;
+	c->in_recovery = false;
+	c->undo_valid = false;
+	c->ep->stats.undos++;
 }
 
 /* Time-based loss detection (RACK); arms its timer for what is pending. */
@@ -417,12 +464,20 @@ static void take_sack(struct rudp__conn *c, const struct rudp__hdr *h,
 	c->rtx.min_rtt = c->rtt.min_rtt;
 	if (h->nsack)
 		news = rudp__rtx_sack(&c->rtx, h->sack, h->nsack, now);
-	if (news && rudp__rtx_detect_loss(&c->rtx, DUPTHRESH))
-		on_loss(c, now);
-	/* Without SACK news, three duplicate acks mean the head is lost. */
-	if (!news && dup && c->rtx.flight && ++c->dupacks == DUPTHRESH &&
-	    rudp__rtx_lose_head(&c->rtx))
-		on_loss(c, now);
+	if (c->rtx.spurious)
+		take_spurious(c);
+	/*
+	 * Counting segments is for paths that keep order; where the path
+	 * has reordered, RACK's clock alone judges (RFC 8985, 6.2).
+	 */
+	if (!c->rtx.reordering_seen) {
+		if (news && rudp__rtx_detect_loss(&c->rtx, DUPTHRESH))
+			on_loss(c, now);
+		/* Without SACK news, three duplicate acks mean the head is lost. */
+		if (!news && dup && c->rtx.flight && ++c->dupacks == DUPTHRESH &&
+		    rudp__rtx_lose_head(&c->rtx))
+			on_loss(c, now);
+	}
 	rack_detect(c, now);
 }
 
@@ -907,6 +962,8 @@ static void rto_expired(struct rudp__conn *c, rudp__usec now)
 		c->in_recovery = false;
 		c->cc.in_recovery = 0;
 	}
+	/* A timeout is not undone: nothing was heard to show it unneeded. */
+	c->undo_valid = false;
 	rudp__rtx_requeue_all(&c->rtx);
 	c->rto_at = now + rudp__rtt_rto(&c->rtt, c->backoff);
 	c->pto_at = c->rack_at = RUDP__NEVER;
@@ -1086,9 +1143,10 @@ static ssize_t write_seg(struct rudp__conn *c, struct rudp__seg *s,
 	if (n < 0)
 		return n;
 	rudp__sndbuf_slices(&c->sb, s->seq - c->snd_una, plen, pay);
-	if (s->ntx)
+	if (s->ntx) {
 		c->ep->stats.retransmits++;
-	else
+		c->undo_retrans++;
+	} else
 		c->ep->stats.data_out += plen;
 	if (c->cc.ops && !(s->flags & RUDP__F_SYN))
 		rudp__pacer_sent(&c->pacer, (size_t)n + plen,

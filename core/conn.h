@@ -92,6 +92,16 @@ struct rudp__conn {
 	struct rudp__cc cc;
 	uint32_t recover;     /* snd_nxt when recovery began (RFC 6582) */
 	bool in_recovery;
+	/*
+	 * Undo (as Linux's, with timestamps instead of DSACK): the
+	 * controller as it was before the last recovery, kept while every
+	 * retransmission since may yet prove unneeded; undo_retrans counts
+	 * those not yet shown to be.
+	 */
+	bool undo_valid;
+	unsigned undo_retrans;
+	struct rudp__cc cc_prior;
+	unsigned reo_mult;    /* RACK's reordering window, in min_rtt/4 steps */
 	unsigned dupacks;     /* duplicate acks without SACK news */
 	rudp__usec rack_at;   /* when RACK may deem the next segment lost */
 	rudp__usec pto_at;    /* tail loss probe timer (RACK-TLP) */

@@ -53,6 +53,7 @@ struct rudp__ep_stats {
 	uint64_t retransmits;
 	uint64_t fast_retransmits; /* losses found by SACK or duplicate acks */
 	uint64_t timeouts;         /* retransmission timer expiries */
+	uint64_t undos;            /* recoveries undone: reordering, not loss */
 	uint64_t data_in, data_out; /* payload bytes, first transmissions */
 	uint64_t dup_data;         /* received payload already held */
 	uint64_t backlog_drops;

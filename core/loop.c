@@ -530,6 +530,7 @@ static void add_stats(struct rudp__ep_stats *to,
 	to->reset_drops += s->reset_drops;
 	to->fast_retransmits += s->fast_retransmits;
 	to->timeouts += s->timeouts;
+	to->undos += s->undos;
 	to->data_in += s->data_in;
 	to->data_out += s->data_out;
 	to->dup_data += s->dup_data;
@@ -1114,7 +1115,7 @@ __attribute__((destructor)) static void loop_fini(void)
 		rudp__log_write(RUDP__LOG_INFO,
 			"stats: dgrams in %llu out %llu, data in %llu out %llu, "
 			"retransmits %llu (fast %llu), timeouts %llu, "
-			"dup data %llu, no_conn %llu",
+			"recoveries undone %llu, dup data %llu, no_conn %llu",
 			(unsigned long long)st.dgrams_in,
 			(unsigned long long)st.dgrams_out,
 			(unsigned long long)st.data_in,
@@ -1122,6 +1123,7 @@ __attribute__((destructor)) static void loop_fini(void)
 			(unsigned long long)st.retransmits,
 			(unsigned long long)st.fast_retransmits,
 			(unsigned long long)st.timeouts,
+			(unsigned long long)st.undos,
 			(unsigned long long)st.dup_data,
 			(unsigned long long)st.no_conn);
 		rudp__log_write(RUDP__LOG_INFO,

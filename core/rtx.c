@@ -10,12 +10,19 @@ void rudp__rtx_init(struct rudp__rtx *q)
 	q->flight = 0;
 	q->rack_xmit = 0;
 	q->rack_rtt = 0;
+	q->fack = 0;
+	q->fack_set = false;
+	q->reordering_seen = false;
+	q->spurious = 0;
 }
 
 /* Segment s (sent at least once) is known to have arrived. */
 static void rack_delivered(struct rudp__rtx *q, const struct rudp__seg *s,
 			   rudp__usec now)
 {
+	if (s->ntx == 1 && q->fack_set &&
+	    rudp__seq_lt(s->seq + s->len, q->fack))
+		q->reordering_seen = true;
 	/*
 	 * A retransmitted segment acked sooner than any round trip could
 	 * be was delivered by its original: its send time says nothing
@@ -71,8 +78,8 @@ static void settle_out(struct rudp__rtx *q, const struct rudp__seg *s)
 		q->flight -= s->len;
 }
 
-size_t rudp__rtx_ack(struct rudp__rtx *q, uint32_t ack, rudp__usec now,
-		     rudp__usec *rtt)
+size_t rudp__rtx_ack(struct rudp__rtx *q, uint32_t ack, uint32_t tsecr,
+		     rudp__usec now, rudp__usec *rtt)
 {
 	size_t n = 0;
 
@@ -83,6 +90,16 @@ size_t rudp__rtx_ack(struct rudp__rtx *q, uint32_t ack, rudp__usec now,
 			*rtt = now - s->sent_at;
 		else
 			*rtt = RUDP__NEVER;
+		/*
+		 * Deemed lost but not resent yet, and acked all the same: it
+		 * was only late.  Resent, and the ack echoes a timestamp from
+		 * before the resend: the original got there first.
+		 */
+		if (s->ntx == 1 && s->needs_tx && !s->sacked && q->fack_set)
+			q->reordering_seen = true;
+		if (s->ntx > 1 && !s->sacked && tsecr &&
+		    rudp__seq_lt(tsecr, (uint32_t)s->sent_at))
+			q->spurious++;
 		if (!s->sacked && !s->needs_tx)
 			rack_delivered(q, s, now);
 		settle_out(q, s);
@@ -109,9 +126,15 @@ size_t rudp__rtx_sack(struct rudp__rtx *q, const struct rudp__sack *blocks,
 			    rudp__seq_le(s->seq + s->len, blocks[i].end)) {
 				if (!s->needs_tx)
 					rack_delivered(q, s, now);
+				else if (s->ntx == 1)
+					q->reordering_seen = true;
 				settle_out(q, s);
 				s->needs_tx = false;
 				s->sacked = true;
+				if (!q->fack_set ||
+				    rudp__seq_gt(s->seq + s->len, q->fack))
+					q->fack = s->seq + s->len;
+				q->fack_set = true;
 				marked++;
 				break;
 			}

@@ -42,6 +42,19 @@ struct rudp__rtx {
 	rudp__usec rack_xmit;
 	rudp__usec rack_rtt;
 	rudp__usec min_rtt; /* kept current by the connection */
+	/*
+	 * Reordering (RFC 8985, 6.2 step 3): a segment sent once arrived
+	 * after one sent later had been sacked, so the path reorders and
+	 * "later segments arrived" alone does not mean "lost".
+	 */
+	uint32_t fack;      /* end of the highest segment sacked so far */
+	bool fack_set;
+	bool reordering_seen;
+	/*
+	 * Retransmissions the acks showed were not needed (the original
+	 * arrived first), counted for the connection to act on and clear.
+	 */
+	unsigned spurious;
 };
 
 void rudp__rtx_init(struct rudp__rtx *q);
@@ -55,9 +68,11 @@ int rudp__rtx_push(struct rudp__rtx *q, uint32_t seq, uint32_t len,
  * Drops every segment that `ack` fully covers.  Returns how many were
  * dropped; *rtt gets a sample from the newest of them if that one was sent
  * exactly once and is not queued again (Karn's rule), else RUDP__NEVER.
+ * tsecr is the timestamp the ack echoes (0: none): one older than a
+ * dropped segment's retransmission shows the original arrived (RFC 3522).
  */
-size_t rudp__rtx_ack(struct rudp__rtx *q, uint32_t ack, rudp__usec now,
-		     rudp__usec *rtt);
+size_t rudp__rtx_ack(struct rudp__rtx *q, uint32_t ack, uint32_t tsecr,
+		     rudp__usec now, rudp__usec *rtt);
 
 /* Marks segments inside the SACK blocks as held by the peer. */
 size_t rudp__rtx_sack(struct rudp__rtx *q, const struct rudp__sack *blocks,

@@ -95,7 +95,7 @@ START_TEST(test_rtx_ack_cumulative)
 	push_run(1000, lens, 4);
 	send_all(10);
 	/* One ack covering everything empties the queue. */
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 1202, 50, &rtt), 4);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 1202, 0, 50, &rtt), 4);
 	ck_assert(rudp__rtx_empty(&q));
 	ck_assert_ptr_null(q.tail);
 	ck_assert_uint_eq(q.count, 0);
@@ -116,19 +116,19 @@ START_TEST(test_rtx_ack_partial)
 	push_run(1000, lens, 4);
 	send_all(10);
 	/* 1101 ends the second segment exactly. */
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 1101, 50, &rtt), 2);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 1101, 0, 50, &rtt), 2);
 	ck_assert_uint_eq(q.count, 2);
 	ck_assert_uint_eq(walk_count(&q), 2);
 	ck_assert_uint_eq(q.head->seq, 1101);
 
 	/* An ack inside a segment does not cover it. */
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 1150, 60, &rtt), 0);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 1150, 0, 60, &rtt), 0);
 	ck_assert_uint_eq(rtt, RUDP__NEVER);
 	ck_assert_uint_eq(q.head->seq, 1101);
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 1200, 60, &rtt), 0);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 1200, 0, 60, &rtt), 0);
 	ck_assert_uint_eq(q.count, 2);
 
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 1201, 70, &rtt), 1);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 1201, 0, 70, &rtt), 1);
 	ck_assert_uint_eq(q.head->seq, 1201);
 	ck_assert_ptr_eq(q.head, q.tail);
 }
@@ -142,9 +142,9 @@ START_TEST(test_rtx_ack_nothing_new)
 	push_run(5000, lens, 2);
 	send_all(10);
 	/* A duplicate ack of the oldest byte, and an ack from the past. */
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 5000, 50, &rtt), 0);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 5000, 0, 50, &rtt), 0);
 	ck_assert_uint_eq(rtt, RUDP__NEVER);
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 4000, 50, &rtt), 0);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 4000, 0, 50, &rtt), 0);
 	ck_assert_uint_eq(rtt, RUDP__NEVER);
 	ck_assert_uint_eq(q.count, 2);
 	ck_assert_uint_eq(walk_count(&q), 2);
@@ -155,7 +155,7 @@ START_TEST(test_rtx_ack_on_empty_queue)
 {
 	rudp__usec rtt = 0;
 
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 12345, 50, &rtt), 0);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 12345, 0, 50, &rtt), 0);
 	ck_assert_uint_eq(rtt, RUDP__NEVER);
 	ck_assert(rudp__rtx_empty(&q));
 	ck_assert_ptr_null(q.tail);
@@ -181,7 +181,7 @@ START_TEST(test_rtx_karn_samples_once_sent)
 
 	rudp__rtx_push(&q, 1, 1, RUDP__F_SYN);
 	rudp__rtx_sent(&q, rudp__rtx_next(&q), 1000);
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 2, 1750, &rtt), 1);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 2, 0, 1750, &rtt), 1);
 	ck_assert_uint_eq(rtt, 750);
 }
 END_TEST
@@ -196,7 +196,7 @@ START_TEST(test_rtx_karn_skips_retransmitted)
 	rudp__rtx_requeue_all(&q);
 	rudp__rtx_sent(&q, rudp__rtx_next(&q), 3000);
 	ck_assert_uint_eq(q.head->ntx, 2);
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 2, 3100, &rtt), 1);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 2, 0, 3100, &rtt), 1);
 	ck_assert_uint_eq(rtt, RUDP__NEVER);
 }
 END_TEST
@@ -215,7 +215,7 @@ START_TEST(test_rtx_karn_uses_newest_acked)
 	rudp__rtx_sent(&q, q.head, 1000);
 	rudp__rtx_sent(&q, q.head, 2000);
 	rudp__rtx_sent(&q, q.tail, 2500);
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 120, 2900, &rtt), 2);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 120, 0, 2900, &rtt), 2);
 	ck_assert_uint_eq(rtt, 400);
 
 	/*
@@ -228,7 +228,7 @@ START_TEST(test_rtx_karn_uses_newest_acked)
 	rudp__rtx_sent(&q, s, 5000);
 	rudp__rtx_sent(&q, s->next, 5000);
 	rudp__rtx_sent(&q, s->next, 7000);
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 140, 7100, &rtt), 2);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 140, 0, 7100, &rtt), 2);
 	ck_assert_uint_eq(rtt, RUDP__NEVER);
 }
 END_TEST
@@ -243,8 +243,54 @@ START_TEST(test_rtx_karn_ignores_unacked_tail)
 	rudp__rtx_sent(&q, q.head, 1000);
 	rudp__rtx_sent(&q, q.tail, 1100);
 	rudp__rtx_sent(&q, q.tail, 4000);
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 110, 1300, &rtt), 1);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 110, 0, 1300, &rtt), 1);
 	ck_assert_uint_eq(rtt, 300);
+}
+END_TEST
+
+/*
+ * Three segments sent once; the third is sacked first, then the second:
+ * a segment sent once arrived after a later one, so the path reorders.
+ * A segment sacked in order says nothing of the kind.
+ */
+START_TEST(test_rtx_reordering_seen_when_a_once_sent_segment_is_late)
+{
+	rudp__usec rtt = 0;
+	struct rudp__sack third = { 120, 130 }, second = { 110, 130 };
+
+	for (uint32_t seq = 100; seq < 130; seq += 10) {
+		rudp__rtx_push(&q, seq, 10, 0);
+		rudp__rtx_sent(&q, q.tail, 1000 + seq);
+	}
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 110, 0, 1500, &rtt), 1);
+	ck_assert(!q.reordering_seen);
+	ck_assert_uint_eq(rudp__rtx_sack(&q, &third, 1, 1600), 1);
+	ck_assert(!q.reordering_seen);
+	ck_assert_uint_eq(rudp__rtx_sack(&q, &second, 1, 1700), 1);
+	ck_assert(q.reordering_seen);
+}
+END_TEST
+
+/*
+ * A retransmitted segment acked with a timestamp echoed from before the
+ * retransmission was delivered by its original: the resend was not
+ * needed (RFC 3522).  Echoing the resend's own time, it was.
+ */
+START_TEST(test_rtx_spurious_retransmission_found_by_echoed_timestamp)
+{
+	rudp__usec rtt = 0;
+
+	rudp__rtx_push(&q, 100, 10, 0);
+	rudp__rtx_push(&q, 110, 10, 0);
+	rudp__rtx_sent(&q, q.head, 1000);
+	rudp__rtx_sent(&q, q.tail, 1010);
+	rudp__rtx_requeue_all(&q);
+	rudp__rtx_sent(&q, q.head, 2000);
+	rudp__rtx_sent(&q, q.tail, 2010);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 110, 2000, 2500, &rtt), 1);
+	ck_assert_uint_eq(q.spurious, 0);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 120, 1010, 2600, &rtt), 1);
+	ck_assert_uint_eq(q.spurious, 1);
 }
 END_TEST
 
@@ -254,7 +300,7 @@ START_TEST(test_rtx_karn_no_sample_if_never_sent)
 
 	/* Acking a segment never transmitted has no send time to measure. */
 	rudp__rtx_push(&q, 100, 10, 0);
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 110, 1300, &rtt), 1);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 110, 0, 1300, &rtt), 1);
 	ck_assert_uint_eq(rtt, RUDP__NEVER);
 }
 END_TEST
@@ -330,7 +376,7 @@ START_TEST(test_rtx_requeue_after_partial_ack)
 
 	push_run(0, lens, 3);
 	send_all(100);
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 10, 150, &rtt), 1);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 10, 0, 150, &rtt), 1);
 	/* Only what is still outstanding is sent again. */
 	rudp__rtx_requeue_all(&q);
 	ck_assert_ptr_eq(rudp__rtx_next(&q), q.head);
@@ -350,13 +396,13 @@ START_TEST(test_rtx_ack_across_wraparound)
 	send_all(100);
 
 	/* Numerically smaller acks from before the wrap cover nothing yet. */
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 0xfffffff8u, 150, &rtt), 0);
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 0xffffffffu, 150, &rtt), 0);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 0xfffffff8u, 0, 150, &rtt), 0);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 0xffffffffu, 0, 150, &rtt), 0);
 	/* 0 is past 0xffffffff: the first segment is done. */
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 0, 160, &rtt), 1);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 0, 0, 160, &rtt), 1);
 	ck_assert_uint_eq(rtt, 60);
 	ck_assert_uint_eq(q.head->seq, 0);
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 10, 170, &rtt), 2);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 10, 0, 170, &rtt), 2);
 	ck_assert(rudp__rtx_empty(&q));
 }
 END_TEST
@@ -369,12 +415,12 @@ START_TEST(test_rtx_ack_segment_straddling_wrap)
 	ck_assert_int_eq(rudp__rtx_push(&q, 0xfffffffeu, 4, 0), 0);
 	ck_assert_int_eq(rudp__rtx_push(&q, 2, 1, RUDP__F_FIN), 0);
 	send_all(100);
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 0xffffffffu, 120, &rtt), 0);
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 1, 120, &rtt), 0);
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 2, 130, &rtt), 1);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 0xffffffffu, 0, 120, &rtt), 0);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 1, 0, 120, &rtt), 0);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 2, 0, 130, &rtt), 1);
 	ck_assert_uint_eq(q.head->seq, 2);
 	/* A single big cumulative ack works across the wrap as well. */
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 3, 140, &rtt), 1);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 3, 0, 140, &rtt), 1);
 	ck_assert(rudp__rtx_empty(&q));
 }
 END_TEST
@@ -387,7 +433,7 @@ START_TEST(test_rtx_ack_whole_queue_across_wrap)
 	/* 0xffffff00 + 400 = 0x100, past the wrap. */
 	push_run(0xffffff00u, lens, 4);
 	send_all(100);
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 0x100, 200, &rtt), 4);
+	ck_assert_uint_eq(rudp__rtx_ack(&q, 0x100, 0, 200, &rtt), 4);
 	ck_assert(rudp__rtx_empty(&q));
 	ck_assert_ptr_null(q.tail);
 }
@@ -500,6 +546,12 @@ static Suite *rtx_suite(void)
 	tcase_add_test(tc, test_rtx_karn_uses_newest_acked);
 	tcase_add_test(tc, test_rtx_karn_ignores_unacked_tail);
 	tcase_add_test(tc, test_rtx_karn_no_sample_if_never_sent);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("reordering");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_rtx_reordering_seen_when_a_once_sent_segment_is_late);
+	tcase_add_test(tc, test_rtx_spurious_retransmission_found_by_echoed_timestamp);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("requeue");

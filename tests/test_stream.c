@@ -309,6 +309,33 @@ START_TEST(test_stream_loss_recovered_by_sack_not_timeout)
 END_TEST
 
 /*
+ * A path that reorders and loses nothing: after the first late segments
+ * the sender stops counting later arrivals as losses (RACK's clock alone
+ * judges, with a window that widens each time a retransmission proves
+ * unneeded), and the recoveries that reordering set off are undone, so
+ * the window is not cut for congestion that was never there.
+ */
+START_TEST(test_stream_reordering_is_not_taken_for_loss)
+{
+	connect_apps();
+	sim.reorder_pct = 3;
+	sim.jitter = 2 * MS;
+	app_a.to_send = 4000 * 1000;
+	ck_assert(sim_run(&sim, sim.now + 120 * S, transfer_done));
+	ck_assert(!app_b.corrupt);
+	struct rudp__ep_stats *a = &sim.node[A].ep.stats;
+	ck_assert(ca->rtx.reordering_seen);
+	/*
+	 * Seed 1: counting segments alone resent 104 and entered recovery
+	 * 90 times, every one of them for a late segment, not a lost one.
+	 */
+	ck_assert_uint_lt(a->retransmits, 30);
+	ck_assert_uint_gt(a->undos, 0);
+	ck_assert_uint_eq(a->timeouts, 0);
+}
+END_TEST
+
+/*
  * A reader that stops: the sender fills the receive window, then probes
  * the zero window without ever giving up, and nothing grows beyond the
  * configured buffers; once the reader resumes, every byte arrives.
@@ -1025,6 +1052,7 @@ static Suite *stream_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_stream_loss_recovered_by_sack_not_timeout);
+	tcase_add_test(tc, test_stream_reordering_is_not_taken_for_loss);
 	tcase_add_test(tc, test_stream_zero_window_then_resume);
 	tcase_add_test(tc, test_stream_slow_reader_paces_sender);
 	tcase_add_test(tc, test_stream_peer_vanishes_times_out);
