@@ -294,6 +294,8 @@ static uint32_t data_end(const struct rudp__conn *c)
 	return c->snd_una + (uint32_t)c->sb.len;
 }
 
+static void try_undo(struct rudp__conn *c);
+
 /*
  * Takes in the acknowledgment h carries, which the caller has checked lies
  * in [snd_una, snd_nxt].  Releases acknowledged bytes, feeds the RTT
@@ -340,6 +342,7 @@ static void take_ack(struct rudp__conn *c, const struct rudp__hdr *h,
 	if (c->in_recovery && rudp__seq_ge(h->ack, c->recover)) {
 		c->in_recovery = false;
 		c->cc.in_recovery = 0;
+		try_undo(c);
 	}
 	if (c->cc.ops && c->state != RUDP__SYN_SENT &&
 	    c->state != RUDP__SYN_RCVD) {
@@ -373,46 +376,24 @@ static void on_loss(struct rudp__conn *c, rudp__usec now)
 }
 
 /*
- * RACK's reordering allowance (RFC 8985, 6.2 step 4): a quarter of the
- * minimum round trip, so reordering within that is not taken for loss;
- * once the path has shown reordering, a step more for each time a
- * retransmission proved unneeded, up to the smoothed round trip.
+ * RACK's reordering allowance: a quarter of the minimum round trip
+ * (RFC 8985), so reordering within that is not taken for loss.
  */
 static rudp__usec reo_wnd(const struct rudp__conn *c)
 {
-	rudp__usec w;
-
-	if (!c->rtt.has_sample)
-		return 0;
-	w = c->rtt.min_rtt / 4;
-	if (c->rtx.reordering_seen) {
-		w *= 1 + c->reo_mult;
-		if (w > c->rtt.srtt)
-			w = c->rtt.srtt;
-	}
-	return w;
+	return c->rtt.has_sample ? c->rtt.min_rtt / 4 : 0;
 }
 
-/* The most reo_mult grows to: the window reaches srtt well before. */
-#define REO_MULT_MAX 64
-
 /*
- * Retransmissions the acks showed were not needed: widen the reordering
- * window, and once every retransmission of the last recovery proved
- * unneeded, put the controller back as it was before it (the reduction
- * answered reordering, not congestion).  Its counters stay as they are.
+ * Undo, as Linux's (with timestamps where Linux also has DSACK): once
+ * every retransmission of the last recovery has proved unneeded, or the
+ * recovery ended without one (every segment taken for lost arrived), the
+ * reduction answered reordering, not congestion, and the controller is
+ * put back as it was before.  Its counters stay as they are.
  */
-static void take_spurious(struct rudp__conn *c)
+static void try_undo(struct rudp__conn *c)
 {
-	unsigned n = c->rtx.spurious;
-
-	c->rtx.spurious = 0;
-	if (c->reo_mult < REO_MULT_MAX)
-		c->reo_mult++;
-	if (!c->undo_valid)
-		return;
-	c->undo_retrans = n < c->undo_retrans ? c->undo_retrans - n : 0;
-	if (c->undo_retrans)
+	if (!c->undo_valid || c->undo_retrans)
 		return;
 	uint64_t random_losses = c->cc.random_losses;
 	uint64_t hystart_exits = c->cc.hystart_exits;
@@ -423,6 +404,16 @@ static void take_spurious(struct rudp__conn *c)
 	c->in_recovery = false;
 	c->undo_valid = false;
 	c->ep->stats.undos++;
+}
+
+/* Retransmissions the echoed timestamps showed were not needed. */
+static void take_spurious(struct rudp__conn *c)
+{
+	unsigned n = c->rtx.spurious;
+
+	c->rtx.spurious = 0;
+	c->undo_retrans = n < c->undo_retrans ? c->undo_retrans - n : 0;
+	try_undo(c);
 }
 
 /* Time-based loss detection (RACK); arms its timer for what is pending. */
@@ -466,18 +457,12 @@ static void take_sack(struct rudp__conn *c, const struct rudp__hdr *h,
 		news = rudp__rtx_sack(&c->rtx, h->sack, h->nsack, now);
 	if (c->rtx.spurious)
 		take_spurious(c);
-	/*
-	 * Counting segments is for paths that keep order; where the path
-	 * has reordered, RACK's clock alone judges (RFC 8985, 6.2).
-	 */
-	if (!c->rtx.reordering_seen) {
-		if (news && rudp__rtx_detect_loss(&c->rtx, DUPTHRESH))
-			on_loss(c, now);
-		/* Without SACK news, three duplicate acks mean the head is lost. */
-		if (!news && dup && c->rtx.flight && ++c->dupacks == DUPTHRESH &&
-		    rudp__rtx_lose_head(&c->rtx))
-			on_loss(c, now);
-	}
+	if (news && rudp__rtx_detect_loss(&c->rtx, DUPTHRESH))
+		on_loss(c, now);
+	/* Without SACK news, three duplicate acks mean the head is lost. */
+	if (!news && dup && c->rtx.flight && ++c->dupacks == DUPTHRESH &&
+	    rudp__rtx_lose_head(&c->rtx))
+		on_loss(c, now);
 	rack_detect(c, now);
 }
 
@@ -1146,8 +1131,9 @@ static ssize_t write_seg(struct rudp__conn *c, struct rudp__seg *s,
 	if (s->ntx) {
 		c->ep->stats.retransmits++;
 		c->undo_retrans++;
-	} else
+	} else {
 		c->ep->stats.data_out += plen;
+	}
 	if (c->cc.ops && !(s->flags & RUDP__F_SYN))
 		rudp__pacer_sent(&c->pacer, (size_t)n + plen,
 				 rudp__cc_pacing_rate(&c->cc, c->rtt.srtt),

@@ -101,7 +101,6 @@ struct rudp__conn {
 	bool undo_valid;
 	unsigned undo_retrans;
 	struct rudp__cc cc_prior;
-	unsigned reo_mult;    /* RACK's reordering window, in min_rtt/4 steps */
 	unsigned dupacks;     /* duplicate acks without SACK news */
 	rudp__usec rack_at;   /* when RACK may deem the next segment lost */
 	rudp__usec pto_at;    /* tail loss probe timer (RACK-TLP) */

@@ -10,9 +10,6 @@ void rudp__rtx_init(struct rudp__rtx *q)
 	q->flight = 0;
 	q->rack_xmit = 0;
 	q->rack_rtt = 0;
-	q->fack = 0;
-	q->fack_set = false;
-	q->reordering_seen = false;
 	q->spurious = 0;
 }
 
@@ -20,9 +17,6 @@ void rudp__rtx_init(struct rudp__rtx *q)
 static void rack_delivered(struct rudp__rtx *q, const struct rudp__seg *s,
 			   rudp__usec now)
 {
-	if (s->ntx == 1 && q->fack_set &&
-	    rudp__seq_lt(s->seq + s->len, q->fack))
-		q->reordering_seen = true;
 	/*
 	 * A retransmitted segment acked sooner than any round trip could
 	 * be was delivered by its original: its send time says nothing
@@ -91,12 +85,9 @@ size_t rudp__rtx_ack(struct rudp__rtx *q, uint32_t ack, uint32_t tsecr,
 		else
 			*rtt = RUDP__NEVER;
 		/*
-		 * Deemed lost but not resent yet, and acked all the same: it
-		 * was only late.  Resent, and the ack echoes a timestamp from
-		 * before the resend: the original got there first.
+		 * Resent, and the ack echoes a timestamp from before the
+		 * resend: the original got there first (RFC 3522).
 		 */
-		if (s->ntx == 1 && s->needs_tx && !s->sacked && q->fack_set)
-			q->reordering_seen = true;
 		if (s->ntx > 1 && !s->sacked && tsecr &&
 		    rudp__seq_lt(tsecr, (uint32_t)s->sent_at))
 			q->spurious++;
@@ -126,15 +117,9 @@ size_t rudp__rtx_sack(struct rudp__rtx *q, const struct rudp__sack *blocks,
 			    rudp__seq_le(s->seq + s->len, blocks[i].end)) {
 				if (!s->needs_tx)
 					rack_delivered(q, s, now);
-				else if (s->ntx == 1)
-					q->reordering_seen = true;
 				settle_out(q, s);
 				s->needs_tx = false;
 				s->sacked = true;
-				if (!q->fack_set ||
-				    rudp__seq_gt(s->seq + s->len, q->fack))
-					q->fack = s->seq + s->len;
-				q->fack_set = true;
 				marked++;
 				break;
 			}

@@ -43,14 +43,6 @@ struct rudp__rtx {
 	rudp__usec rack_rtt;
 	rudp__usec min_rtt; /* kept current by the connection */
 	/*
-	 * Reordering (RFC 8985, 6.2 step 3): a segment sent once arrived
-	 * after one sent later had been sacked, so the path reorders and
-	 * "later segments arrived" alone does not mean "lost".
-	 */
-	uint32_t fack;      /* end of the highest segment sacked so far */
-	bool fack_set;
-	bool reordering_seen;
-	/*
 	 * Retransmissions the acks showed were not needed (the original
 	 * arrived first), counted for the connection to act on and clear.
 	 */

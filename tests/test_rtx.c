@@ -249,29 +249,6 @@ START_TEST(test_rtx_karn_ignores_unacked_tail)
 END_TEST
 
 /*
- * Three segments sent once; the third is sacked first, then the second:
- * a segment sent once arrived after a later one, so the path reorders.
- * A segment sacked in order says nothing of the kind.
- */
-START_TEST(test_rtx_reordering_seen_when_a_once_sent_segment_is_late)
-{
-	rudp__usec rtt = 0;
-	struct rudp__sack third = { 120, 130 }, second = { 110, 130 };
-
-	for (uint32_t seq = 100; seq < 130; seq += 10) {
-		rudp__rtx_push(&q, seq, 10, 0);
-		rudp__rtx_sent(&q, q.tail, 1000 + seq);
-	}
-	ck_assert_uint_eq(rudp__rtx_ack(&q, 110, 0, 1500, &rtt), 1);
-	ck_assert(!q.reordering_seen);
-	ck_assert_uint_eq(rudp__rtx_sack(&q, &third, 1, 1600), 1);
-	ck_assert(!q.reordering_seen);
-	ck_assert_uint_eq(rudp__rtx_sack(&q, &second, 1, 1700), 1);
-	ck_assert(q.reordering_seen);
-}
-END_TEST
-
-/*
  * A retransmitted segment acked with a timestamp echoed from before the
  * retransmission was delivered by its original: the resend was not
  * needed (RFC 3522).  Echoing the resend's own time, it was.
@@ -548,9 +525,8 @@ static Suite *rtx_suite(void)
 	tcase_add_test(tc, test_rtx_karn_no_sample_if_never_sent);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("reordering");
+	tc = tcase_create("spurious");
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, test_rtx_reordering_seen_when_a_once_sent_segment_is_late);
 	tcase_add_test(tc, test_rtx_spurious_retransmission_found_by_echoed_timestamp);
 	suite_add_tcase(s, tc);
 
