@@ -398,6 +398,49 @@ static const struct { int level, name; } carried[] = {
 };
 
 /*
+ * What a fresh kernel TCP socket reports for SO_RCVBUF and SO_SNDBUF.  A
+ * size equal to it is not carried: a descriptor closed behind the shim's
+ * back (fclose() closes inside libc) can leave a stale mark on its number,
+ * and carrying TCP's starting sizes would shrink our buffers to them.
+ */
+static const int buf_opts[2] = { SO_RCVBUF, SO_SNDBUF };
+static int fresh_bufs[2];
+static pthread_once_t fresh_once = PTHREAD_ONCE_INIT;
+
+static void read_fresh_bufs(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return;
+	for (size_t i = 0; i < 2; i++) {
+		socklen_t l = sizeof(fresh_bufs[i]);
+		if (libc_getsockopt(fd, SOL_SOCKET, buf_opts[i], &fresh_bufs[i],
+				    &l) < 0)
+			fresh_bufs[i] = 0;
+	}
+	libc_close(fd);
+}
+
+/* Adds to carry the buffer sizes the program set on kernel socket fd. */
+static void carry_bufs(int fd, struct rudp__carry *carry)
+{
+	pthread_once(&fresh_once, read_fresh_bufs);
+	for (size_t i = 0; i < 2; i++) {
+		int v = 0;
+		socklen_t l = sizeof(v);
+		/* The kernel reports twice what was set. */
+		if (libc_getsockopt(fd, SOL_SOCKET, buf_opts[i], &v, &l) < 0 ||
+		    v <= 1 || v == fresh_bufs[i])
+			continue;
+		carry->opts[carry->nopts].level = SOL_SOCKET;
+		carry->opts[carry->nopts].name = buf_opts[i];
+		carry->opts[carry->nopts++].val = v / 2;
+	}
+	rudp__fdset_del(&sized_fds, fd);
+}
+
+/*
  * Replaces kernel TCP socket fd, in place, by an rudp socket: same number,
  * same O_NONBLOCK and FD_CLOEXEC, the same options and epoll registrations,
  * and bound to the same address if it was bound.  Returns 0 or -errno.
@@ -435,21 +478,8 @@ static int take_over(int fd)
 	}
 	if (libc_getsockopt(fd, SOL_SOCKET, SO_LINGER, &carry.linger, &lglen) < 0)
 		memset(&carry.linger, 0, sizeof(carry.linger));
-	if (rudp__fdset_has(&sized_fds, fd)) {
-		static const int bufs[] = { SO_RCVBUF, SO_SNDBUF };
-		for (size_t i = 0; i < 2; i++) {
-			int v = 0;
-			socklen_t l = sizeof(v);
-			/* The kernel reports twice what was set. */
-			if (libc_getsockopt(fd, SOL_SOCKET, bufs[i], &v, &l) < 0 ||
-			    v <= 1)
-				continue;
-			carry.opts[carry.nopts].level = SOL_SOCKET;
-			carry.opts[carry.nopts].name = bufs[i];
-			carry.opts[carry.nopts++].val = v / 2;
-		}
-		rudp__fdset_del(&sized_fds, fd);
-	}
+	if (rudp__fdset_has(&sized_fds, fd))
+		carry_bufs(fd, &carry);
 	if (rudp__socket_onto(fd, domain, SOCK_STREAM | SOCK_CLOEXEC |
 			      ((fl & O_NONBLOCK) ? SOCK_NONBLOCK : 0),
 			      (fdfl & FD_CLOEXEC) != 0, &carry) < 0) {
