@@ -29,7 +29,8 @@
 # BENCH_TCP_CC the kernel TCP column's congestion control (default cubic,
 #              as the targets say; the machine's default may be another)
 # BENCH_ROWS   only these rows, by name, comma- or space-separated (loopback
-#              ceiling relay relay-loss1 relay-loss5 veth veth-loss1 veth-loss5
+#              ceiling relay relay-loss1 relay-loss5 relay-reorder veth
+#              veth-loss1 veth-loss5
 #              fairness connect connect-1024 connect-floor pingpong
 #              integrity conns; default all)
 # BENCH_COLUMNS  only these columns (rudp tcp kcptun; default all)
@@ -107,7 +108,7 @@ fi
 # Why a whole column cannot run here (set below), if it cannot.
 declare -A COL_NOTE=()
 
-SCENARIOS=(loopback ceiling relay relay-loss1 relay-loss5 veth veth-loss1
+SCENARIOS=(loopback ceiling relay relay-loss1 relay-loss5 relay-reorder veth veth-loss1
 	veth-loss5 fairness connect connect-1024 connect-floor pingpong integrity
 	conns)
 declare -A SC_TITLE=(
@@ -116,6 +117,7 @@ declare -A SC_TITLE=(
 	[relay]="relay, no loss"
 	[relay-loss1]="relay, 1% loss"
 	[relay-loss5]="relay, 5% loss"
+	[relay-reorder]="relay, 5% reordered by 0-2 ms"
 	[veth]="veth, no loss"
 	[veth-loss1]="veth, 1% loss"
 	[veth-loss5]="veth, 5% loss"
@@ -161,7 +163,7 @@ if [ -n "${BENCH_ROWS:-}" ]; then
 fi
 declare -A SC_UNIT=(
 	[loopback]=Gbit/s [ceiling]=Gbit/s [relay]=Gbit/s [relay-loss1]=Gbit/s
-	[relay-loss5]=Gbit/s [veth]=Gbit/s [veth-loss1]=Gbit/s
+	[relay-loss5]=Gbit/s [relay-reorder]=Gbit/s [veth]=Gbit/s [veth-loss1]=Gbit/s
 	[veth-loss5]=Gbit/s [fairness]=share [connect]=µs
 	[connect-1024]=µs [connect-floor]=µs [pingpong]=µs [integrity]=sha256
 )
@@ -344,6 +346,8 @@ kcp_mtu_veth=1472
 # not start (its log is in kcs.err, rel.err or kcc.err).
 kcp_port=""
 kcp_pids=()
+# Impairments the relay adds beyond --loss (the reordering row).
+relay_extra=()
 kcp_up() {
 	local sns=$1 shost=$2 cns=$3 mtu=$4 target=$5 relay=$6 loss=$7 rep=$8
 	local limit=$9 kport remote
@@ -360,7 +364,7 @@ kcp_up() {
 		alloc_port
 		bg_start rel timeout "$limit" "$relay_bin" \
 			--listen "127.0.0.1:$port_out" --to "$remote" \
-			--loss "${loss:-0}" --seed "$rep"
+			--loss "${loss:-0}" --seed "$rep" "${relay_extra[@]}"
 		kcp_pids+=("$bg_last")
 		wait_for "$tmp/rel.err" "listening on" 10 || return 1
 		remote=127.0.0.1:$port_out
@@ -445,7 +449,7 @@ iperf_run() {
 		if [ "$col" = rudp ]; then
 			bg_start rel timeout $((secs + omit + 40)) "$relay_bin" \
 				--listen "127.0.0.1:$cport" --to "127.0.0.1:$sport" \
-				--loss "${loss:-0}" --seed "$rep"
+				--loss "${loss:-0}" --seed "$rep" "${relay_extra[@]}"
 			rel=$bg_last
 			wait_for "$tmp/rel.err" "listening on" 10 || status=1
 		else
@@ -852,6 +856,10 @@ measure() {
 		iperf_run "$2" relay "" "$3" ;;
 	relay-loss1:rudp | relay-loss1:kcptun) iperf_run "$2" relay 1 "$3" ;;
 	relay-loss5:rudp | relay-loss5:kcptun) iperf_run "$2" relay 5 "$3" ;;
+	relay-reorder:rudp | relay-reorder:kcptun)
+		relay_extra=(--delay 1 --reorder 5 --jitter 2)
+		iperf_run "$2" relay "" "$3" || { relay_extra=(); return 1; }
+		relay_extra=() ;;
 	veth:rudp | veth:tcp | veth:tcpdef | veth:kcptun)
 		iperf_run "$2" veth "" "$3" ;;
 	veth-loss1:rudp | veth-loss1:tcp | veth-loss1:tcpdef | veth-loss1:kcptun)
@@ -1122,6 +1130,9 @@ echo "  -> TCP, 64 KiB buffer), all on loopback."
 echo "- relay, N% loss: udp-relay --loss N drops N% of the datagrams each way"
 echo "  (rudp's ~64 KB each, kcptun's 1500 bytes); kernel TCP cannot cross a"
 echo "  UDP relay (n/a)."
+echo "- relay, 5% reordered: udp-relay --delay 1 --reorder 5 --jitter 2: 1 ms"
+echo "  each way, and 5% of the datagrams held back 0-2 ms more, so they"
+echo "  arrive after later ones; nothing is lost."
 echo "- veth: two network namespaces, veth MTU 1500, TSO/GSO/GRO off; nftables"
 echo "  drops N% of TCP and UDP packets from the veth at random on input in both"
 echo "  namespaces; kcptun's two ends run one in each, so only UDP crosses it."
