@@ -295,6 +295,7 @@ static uint32_t data_end(const struct rudp__conn *c)
 }
 
 static void try_undo(struct rudp__conn *c);
+static void take_spurious(struct rudp__conn *c);
 
 /*
  * Takes in the acknowledgment h carries, which the caller has checked lies
@@ -329,6 +330,8 @@ static void take_ack(struct rudp__conn *c, const struct rudp__hdr *h,
 	c->rtx.min_rtt = c->rtt.min_rtt;
 	if (rudp__rtx_ack(&c->rtx, h->ack, h->tsecr, now, &sample) == 0)
 		return;
+	if (c->rtx.spurious)
+		take_spurious(c);
 	/*
 	 * An echoed timestamp measures the round trip even across
 	 * retransmissions (RFC 7323); the queue's own Karn-filtered sample
@@ -343,6 +346,8 @@ static void take_ack(struct rudp__conn *c, const struct rudp__hdr *h,
 		c->in_recovery = false;
 		c->cc.in_recovery = 0;
 		try_undo(c);
+		/* Every segment of the episode is acked: nothing more can tell. */
+		c->undo_valid = false;
 	}
 	if (c->cc.ops && c->state != RUDP__SYN_SENT &&
 	    c->state != RUDP__SYN_RCVD) {
@@ -455,8 +460,6 @@ static void take_sack(struct rudp__conn *c, const struct rudp__hdr *h,
 	c->rtx.min_rtt = c->rtt.min_rtt;
 	if (h->nsack)
 		news = rudp__rtx_sack(&c->rtx, h->sack, h->nsack, now);
-	if (c->rtx.spurious)
-		take_spurious(c);
 	if (news && rudp__rtx_detect_loss(&c->rtx, DUPTHRESH))
 		on_loss(c, now);
 	/* Without SACK news, three duplicate acks mean the head is lost. */
