@@ -775,8 +775,8 @@ int rudp__maybe_setsockopt(int fd, int level, int name, const void *val,
 }
 
 /*
- * write()/send() on fd from the program's own thread, straight into the
- * send ring, when the loop's lock is free: a busy lock means the loop is
+ * write(), send(), writev() and sendmsg() on fd from the program's own
+ * thread, straight into the send ring, when the loop's lock is free: a busy lock means the loop is
  * at work and will pump the pair soon anyway, and waiting for it here
  * could deadlock a signal handler that writes while its thread holds the
  * lock.  The lock is tried before the socket's cookie is read, so a write
@@ -786,7 +786,8 @@ int rudp__maybe_setsockopt(int fd, int level, int name, const void *val,
  * many bytes went in (the caller writes the rest to the pair), or
  * RUDP__NOT_OURS: then nothing happened and the pair takes it all.
  */
-ssize_t rudp__maybe_send_direct(int fd, const void *buf, size_t n)
+ssize_t rudp__maybe_send_direct(int fd, const struct iovec *iov, int iovcnt,
+				size_t n)
 {
 	struct rudp__sock *s;
 	uint64_t cookie;
@@ -804,7 +805,7 @@ ssize_t rudp__maybe_send_direct(int fd, const void *buf, size_t n)
 		return RUDP__NOT_OURS;
 	}
 	s = rudp__sock_cookie(fd, &cookie) == 0 ? rudp__sock_find(cookie) : NULL;
-	r = s ? rudp__sock_send_direct(s, buf, n) : -RUDP__DW_UNUSUAL;
+	r = s ? rudp__sock_send_direct(s, iov, iovcnt) : -RUDP__DW_UNUSUAL;
 	rudp__loop_unlock();
 	pthread_setcancelstate(cancel, NULL);
 	if (r < 0) {
@@ -813,6 +814,8 @@ ssize_t rudp__maybe_send_direct(int fd, const void *buf, size_t n)
 	}
 	RUDP__DW_COUNT(RUDP__DW_DIRECT, 1);
 	RUDP__DW_COUNT(RUDP__DW_BYTES, (unsigned long)r);
+	if (iovcnt > 1)
+		RUDP__DW_COUNT(RUDP__DW_VECTORED, 1);
 	return r;
 }
 

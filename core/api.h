@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /* Whether fd is an rudp socket, of this process or inherited. */
 bool rudp__owns(int fd);
@@ -42,8 +43,12 @@ struct rudp__carry {
 int rudp__socket_onto(int target, int domain, int type, bool cloexec,
 		      const struct rudp__carry *carry);
 int rudp__maybe_close(int fd);
-/* Bytes of buf the program's thread put in fd's send ring, or RUDP__NOT_OURS. */
-ssize_t rudp__maybe_send_direct(int fd, const void *buf, size_t n);
+/*
+ * Bytes of the iovcnt buffers of iov (n in all) the program's thread put in
+ * fd's send ring, or RUDP__NOT_OURS.
+ */
+ssize_t rudp__maybe_send_direct(int fd, const struct iovec *iov, int iovcnt,
+				size_t n);
 int rudp__maybe_accept4(int fd, struct sockaddr *addr, socklen_t *len,
 			int flags);
 int rudp__maybe_getsockopt(int fd, int level, int name, void *val,

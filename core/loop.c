@@ -1127,11 +1127,12 @@ __attribute__((destructor)) static void loop_fini(void)
 			(unsigned long long)st.dup_data,
 			(unsigned long long)st.no_conn);
 		rudp__log_write(RUDP__LOG_INFO,
-			"direct writes: %lu (%lu bytes); to the pair: lock busy "
-			"%lu, bytes already in the pair %lu, ring full %lu, "
-			"other %lu",
+			"direct writes: %lu (%lu bytes, %lu of several buffers); "
+			"to the pair: lock busy %lu, bytes already in the pair "
+			"%lu, ring full %lu, other %lu",
 			rudp__dw_stats[RUDP__DW_DIRECT],
 			rudp__dw_stats[RUDP__DW_BYTES],
+			rudp__dw_stats[RUDP__DW_VECTORED],
 			rudp__dw_stats[RUDP__DW_BUSY],
 			rudp__dw_stats[RUDP__DW_PAIR],
 			rudp__dw_stats[RUDP__DW_FULL],

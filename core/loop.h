@@ -87,6 +87,7 @@ extern bool rudp__direct_write;
 /* What became of write()/send() calls on rudp descriptors (RUDP_STATS). */
 enum rudp__dw_stat {
 	RUDP__DW_DIRECT, RUDP__DW_BYTES, /* sent from the program's thread */
+	RUDP__DW_VECTORED, /* of them, from more than one buffer (writev...) */
 	RUDP__DW_BUSY,    /* the loop held the lock: to the pair */
 	RUDP__DW_UNUSUAL, /* not established, shut down, not this process's... */
 	RUDP__DW_PAIR,    /* bytes written earlier still in the pair */

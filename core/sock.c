@@ -730,12 +730,11 @@ static void pump_in(struct rudp__sock *s)
  * flushed), or the negated reason to take the pair instead:
  * RUDP__DW_UNUSUAL, RUDP__DW_PAIR or RUDP__DW_FULL.
  */
-ssize_t rudp__sock_send_direct(struct rudp__sock *s, const void *buf,
-			       size_t n)
+ssize_t rudp__sock_send_direct(struct rudp__sock *s, const struct iovec *iov,
+			       int iovcnt)
 {
 	struct rudp__conn *c = s->conn;
-	const uint8_t *src = buf;
-	size_t done = 0, k;
+	size_t done = 0, k = 1;
 	uint8_t *p;
 
 	if (s->src.dead || s->remote || !c || !s->lep || s->core_fd < 0 ||
@@ -749,12 +748,19 @@ ssize_t rudp__sock_send_direct(struct rudp__sock *s, const void *buf,
 		mark_dirty(s);
 		return -RUDP__DW_PAIR;
 	}
-	while (done < n && (k = rudp__conn_send_reserve(c, &p)) > 0) {
-		if (k > n - done)
-			k = n - done;
-		memcpy(p, src + done, k);
-		rudp__conn_send_commit(c, k);
-		done += k;
+	/* Buffer by buffer, in order, until the ring is full. */
+	for (int i = 0; i < iovcnt && k; i++) {
+		const uint8_t *src = iov[i].iov_base;
+		size_t off = 0;
+		while (off < iov[i].iov_len &&
+		       (k = rudp__conn_send_reserve(c, &p)) > 0) {
+			if (k > iov[i].iov_len - off)
+				k = iov[i].iov_len - off;
+			memcpy(p, src + off, k);
+			rudp__conn_send_commit(c, k);
+			off += k;
+		}
+		done += off;
 	}
 	if (!done)
 		return -RUDP__DW_FULL;

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "loop.h"
 
@@ -151,9 +152,9 @@ void rudp__sock_free_remote(struct rudp__sock *s);
  */
 void rudp__sock_closed(struct rudp__sock *s);
 
-/* The program's thread sends n bytes of buf itself (see sock.c). */
-ssize_t rudp__sock_send_direct(struct rudp__sock *s, const void *buf,
-			       size_t n);
+/* The program's thread sends the iovcnt buffers of iov itself (see sock.c). */
+ssize_t rudp__sock_send_direct(struct rudp__sock *s, const struct iovec *iov,
+			       int iovcnt);
 
 /* Drains the plug: the program's end becomes writable. */
 void rudp__sock_unplug(struct rudp__sock *s);

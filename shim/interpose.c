@@ -21,6 +21,7 @@
 #include <linux/close_range.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -30,6 +31,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "rudp.h"
@@ -68,6 +70,7 @@ static struct {
 	int (*epoll_ctl)(int, int, int, struct epoll_event *);
 	ssize_t (*write)(int, const void *, size_t);
 	ssize_t (*send)(int, const void *, size_t, int);
+	ssize_t (*writev)(int, const struct iovec *, int);
 } real;
 
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
@@ -116,6 +119,7 @@ static void resolve(void)
 	RESOLVE(epoll_ctl);
 	RESOLVE(write);
 	RESOLVE(send);
+	RESOLVE(writev);
 }
 
 #define REAL(name) (pthread_once(&resolved, resolve), real.name)
@@ -210,6 +214,11 @@ static int libc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 static ssize_t libc_write(int fd, const void *b, size_t n)
 {
 	return REAL(write)(fd, b, n);
+}
+
+static ssize_t libc_writev(int fd, const struct iovec *v, int n)
+{
+	return REAL(writev)(fd, v, n);
 }
 
 static ssize_t libc_send(int fd, const void *b, size_t n, int fl)
@@ -734,6 +743,99 @@ static int shim_setsockopt(int fd, int lvl, int name, const void *v,
 }
 
 /*
+ * write(), send(), writev() and sendmsg() on an rudp descriptor of this
+ * process: the program's thread puts the bytes in the send ring and sends
+ * them itself when the loop's lock is free, which saves the loop thread's
+ * wake-up (two of the six thread hand-offs of a request and its answer).
+ * What the ring cannot take, and anything unusual, goes into the pair as
+ * before, with its blocking, EAGAIN, EPIPE and SIGPIPE intact.  Vectors of
+ * more buffers than DIRECT_IOV_MAX take the pair whole: the rest of one
+ * is copied on the stack.
+ */
+#define DIRECT_IOV_MAX 64
+
+/* Bytes in iov, or 0 past what one call may write (the kernel refuses it). */
+static size_t iov_total(const struct iovec *iov, int cnt)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < cnt; i++) {
+		if (iov[i].iov_len > (size_t)SSIZE_MAX - n)
+			return 0;
+		n += iov[i].iov_len;
+	}
+	return n;
+}
+
+/*
+ * Into the pair, what the ring did not take: iov less its first skip
+ * bytes.  On a socket write() and writev() are sendmsg() with flags 0.
+ */
+static ssize_t pair_rest(int fd, const struct iovec *iov, int cnt,
+			 size_t skip, int flags)
+{
+	struct iovec rest[DIRECT_IOV_MAX];
+	struct msghdr m = { .msg_iov = rest };
+	int i = 0;
+
+	while (i < cnt && skip >= iov[i].iov_len)
+		skip -= iov[i++].iov_len;
+	for (; i < cnt; i++, skip = 0) {
+		rest[m.msg_iovlen].iov_base = (char *)iov[i].iov_base + skip;
+		rest[m.msg_iovlen++].iov_len = iov[i].iov_len - skip;
+	}
+	return libc_sendmsg(fd, &m, flags);
+}
+
+/*
+ * The direct way for the n bytes of iov: how many were sent (the ring's
+ * share, plus what the pair took of the rest), or RUDP__NOT_OURS when the
+ * caller's own libc call must take them all.
+ */
+static ssize_t send_direct(int fd, const struct iovec *iov, int cnt, size_t n,
+			   int flags)
+{
+	ssize_t k, r;
+
+	if (rudp__in_core || !rudp__fdset_has(&rudp_fds, fd) || !ports.any ||
+	    (flags & ~(MSG_NOSIGNAL | MSG_DONTWAIT)) || cnt < 1 ||
+	    cnt > DIRECT_IOV_MAX)
+		return RUDP__NOT_OURS;
+	k = rudp__maybe_send_direct(fd, iov, cnt, n);
+	if (k == RUDP__NOT_OURS || (size_t)k == n)
+		return k;
+	/* The ring is full: the rest waits in the pair, after these. */
+	int e = errno;
+	r = pair_rest(fd, iov, cnt, (size_t)k, flags);
+	if (r < 0) {
+		/* A short write, as the kernel's would be. */
+		errno = e;
+		return k;
+	}
+	return k + r;
+}
+
+static ssize_t shim_write_send(int fd, const void *buf, size_t n, int flags,
+			       bool is_send)
+{
+	struct iovec v = { .iov_base = (void *)buf, .iov_len = n };
+	ssize_t r = send_direct(fd, &v, 1, n, flags);
+
+	if (r != RUDP__NOT_OURS)
+		return r;
+	return is_send ? libc_send(fd, buf, n, flags) : libc_write(fd, buf, n);
+}
+
+static ssize_t shim_writev(int fd, const struct iovec *iov, int cnt)
+{
+	ssize_t r = cnt > 0 && cnt <= DIRECT_IOV_MAX
+			    ? send_direct(fd, iov, cnt, iov_total(iov, cnt), 0)
+			    : RUDP__NOT_OURS;
+
+	return r != RUDP__NOT_OURS ? r : libc_writev(fd, iov, cnt);
+}
+
+/*
  * sendto() with MSG_FASTOPEN connects and sends in one call; with an
  * address on a connected rudp socket the address is ignored, as TCP does
  * (the descriptor underneath would refuse it).
@@ -762,6 +864,15 @@ static ssize_t shim_sendmsg(int fd, const struct msghdr *m, int flags)
 {
 	struct msghdr copy;
 
+	/* Plain data on a connected socket: the direct way, as send(). */
+	if (m && !m->msg_name && !m->msg_controllen && m->msg_iovlen >= 1 &&
+	    m->msg_iovlen <= DIRECT_IOV_MAX) {
+		ssize_t r = send_direct(fd, m->msg_iov, (int)m->msg_iovlen,
+					iov_total(m->msg_iov, (int)m->msg_iovlen),
+					flags);
+		if (r != RUDP__NOT_OURS)
+			return r;
+	}
 	if (!m || !m->msg_name || rudp__in_core || !ports.any)
 		return libc_sendmsg(fd, m, flags);
 	if (!rudp__owns(fd) && !(flags & MSG_FASTOPEN))
@@ -784,44 +895,6 @@ static ssize_t shim_sendmsg(int fd, const struct msghdr *m, int flags)
 	copy.msg_name = NULL;
 	copy.msg_namelen = 0;
 	return libc_sendmsg(fd, &copy, flags);
-}
-
-/*
- * write() and send() on an rudp descriptor of this process: the program's
- * thread puts the bytes in the send ring and sends them itself when the
- * loop's lock is free, which saves the loop thread's wake-up (two of the
- * six thread hand-offs of a request and its answer).  What the ring cannot
- * take, and anything unusual, goes into the pair as before, with its
- * blocking, EAGAIN, EPIPE and SIGPIPE intact.
- */
-static ssize_t to_pair(int fd, const void *buf, size_t n, int flags,
-		       bool is_send)
-{
-	return is_send ? libc_send(fd, buf, n, flags) : libc_write(fd, buf, n);
-}
-
-static ssize_t shim_write_send(int fd, const void *buf, size_t n, int flags,
-			       bool is_send)
-{
-	ssize_t k, r;
-
-	if (rudp__in_core || !rudp__fdset_has(&rudp_fds, fd) || !ports.any ||
-	    (flags & ~(MSG_NOSIGNAL | MSG_DONTWAIT)))
-		return to_pair(fd, buf, n, flags, is_send);
-	k = rudp__maybe_send_direct(fd, buf, n);
-	if (k == RUDP__NOT_OURS)
-		return to_pair(fd, buf, n, flags, is_send);
-	if ((size_t)k == n)
-		return k;
-	/* The ring is full: the rest waits in the pair, after these. */
-	int e = errno;
-	r = to_pair(fd, (const char *)buf + k, n - (size_t)k, flags, is_send);
-	if (r < 0) {
-		/* A short write, as the kernel's would be. */
-		errno = e;
-		return k;
-	}
-	return k + r;
 }
 
 static int shim_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
@@ -932,6 +1005,11 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 EXPORT ssize_t write(int fd, const void *b, size_t n)
 {
 	return shim_write_send(fd, b, n, 0, false);
+}
+
+EXPORT ssize_t writev(int fd, const struct iovec *v, int n)
+{
+	return shim_writev(fd, v, n);
 }
 
 EXPORT ssize_t send(int fd, const void *b, size_t n, int flags)

@@ -6,11 +6,11 @@
                                    turn by turn through send(), write(),
                                    sendmsg(), writev() and sendall()
 
-write() and send() on an rudp descriptor go from the program's thread
-straight into the send ring when they can; sendmsg() and writev() always
-go through the socket pair, and so do write()s the ring cannot take.  The
-stream must come out in the order the calls were made whichever way each
-chunk went.  Each prints one "ok:" line and exits 0, or exits 1.
+write(), send(), sendmsg() and writev() on an rudp descriptor go from the
+program's thread straight into the send ring when they can, and through
+the socket pair when they cannot (the loop holds its lock, the ring is
+full); a write may go part one way, part the other.  The stream must come
+out in the order the calls were made whichever way each chunk went.  Each prints one "ok:" line and exits 0, or exits 1.
 """
 import os
 import socket

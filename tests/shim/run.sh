@@ -793,7 +793,7 @@ case_slow_reader() {
 # the stream's order depends on each direct write taking the pair's bytes
 # first.  RUDP_STATS shows the direct path was taken.
 case_direct_write() {
-	local port=24291 sv st=0 n
+	local port=24291 sv st=0 n v
 	say "python: 48 MiB sent through five kinds of write call, checked in order"
 	bg server 40 "$port" "$PYTHON" "$here/direct_write.py" server "$port"
 	sv=$bgpid
@@ -808,7 +808,11 @@ case_direct_write() {
 	n=$(sed -n 's/.*direct writes: \([0-9]*\) .*/\1/p' "$tmp/client.err")
 	[ -n "$n" ] && [ "$n" -gt 0 ] ||
 		{ show client; fail "no write went the direct way"; }
-	ok "$n writes went from the program's thread; $(grep -o 'to the pair.*' "$tmp/client.err")"
+	v=$(sed -n 's/.*bytes, \([0-9]*\) of several buffers.*/\1/p' "$tmp/client.err")
+	[ -n "$v" ] && [ "$v" -gt 0 ] ||
+		{ show client; fail "no sendmsg() or writev() went the direct way"; }
+	ok "$n writes went from the program's thread, $v of them sendmsg() or" \
+		"writev(); $(grep -o 'to the pair.*' "$tmp/client.err")"
 }
 
 # pk_start I WHAT PORT first|second CMD1... ";;" CMD2...: scenario I of
