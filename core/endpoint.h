@@ -92,14 +92,14 @@ void rudp__ep_free(struct rudp__ep *ep);
 /* A new CLOSED connection with a fresh connection id, or NULL. */
 struct rudp__conn *rudp__ep_conn_new(struct rudp__ep *ep);
 
-/*
- * Owes `h`, which arrived from `from` and matched no usable connection, a
- * reset (never in answer to a reset).
- */
 /* Whether two addresses name the same host and port (family, port, address). */
 bool rudp__addr_same(const struct sockaddr_storage *a, socklen_t alen,
 		     const struct sockaddr *b, socklen_t blen);
 
+/*
+ * Owes `h`, which arrived from `from` and matched no usable connection, a
+ * reset (never in answer to a reset).
+ */
 void rudp__ep_reply_rst(struct rudp__ep *ep, const struct sockaddr *from,
 			socklen_t fromlen, const struct rudp__hdr *h);
 
