@@ -694,21 +694,39 @@ fail:
 	return r;
 }
 
+int rudp__lep_local_addr(struct rudp__lep *lep, struct sockaddr_storage *ss,
+			 socklen_t *len)
+{
+	if (lep->locallen) {
+		memcpy(ss, &lep->local, lep->locallen);
+		*len = lep->locallen;
+		return 0;
+	}
+	*len = sizeof(*ss);
+	if (getsockname(lep->fd, (struct sockaddr *)ss, len) < 0)
+		return -errno;
+	/* Bound to a port, it keeps that address: remember it. */
+	if (((struct sockaddr_in *)ss)->sin_port && *len <= sizeof(lep->local)) {
+		memcpy(&lep->local, ss, *len);
+		lep->locallen = *len;
+	}
+	return 0;
+}
+
 /*
- * A walk with a getsockname per endpoint, but only after a bind failed with
- * EADDRINUSE, which no busy path does.  Connected endpoints (a connect()'s
- * own socket) and ones with a listener are never shared this way.
+ * A walk, but only after a bind failed with EADDRINUSE, which no busy path
+ * does.  Connected endpoints (a connect()'s own socket) and ones with a
+ * listener are never shared this way.
  */
 struct rudp__lep *rudp__lep_orphaned(int domain, const struct sockaddr *local,
 				     socklen_t locallen)
 {
 	for (struct rudp__lep *e = L.leps; e; e = e->next) {
 		struct sockaddr_storage ss;
-		socklen_t sslen = sizeof(ss);
+		socklen_t sslen;
 
 		if (e->domain != domain || e->connected || e->ep.listener ||
-		    e->src.dead ||
-		    getsockname(e->fd, (struct sockaddr *)&ss, &sslen) < 0 ||
+		    e->src.dead || rudp__lep_local_addr(e, &ss, &sslen) < 0 ||
 		    !rudp__addr_same(&ss, sslen, local, locallen))
 			continue;
 		e->refs++;

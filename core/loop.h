@@ -132,6 +132,13 @@ int rudp__lep_open(int domain, const struct sockaddr *local,
 		   socklen_t peerlen, struct rudp__lep **out);
 
 /*
+ * The endpoint's socket's address (getsockname, remembered once it has a
+ * port).  0 or -errno.
+ */
+int rudp__lep_local_addr(struct rudp__lep *lep, struct sockaddr_storage *ss,
+			 socklen_t *len);
+
+/*
  * The endpoint bound to exactly `local` that a closed listener left to the
  * connections it accepted, with a reference taken for the caller, or NULL.
  * Lock held.

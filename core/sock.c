@@ -513,21 +513,7 @@ void rudp__sock_free_remote(struct rudp__sock *s)
 void rudp__sock_local_addr(const struct rudp__sock *s,
 			   struct sockaddr_storage *ss, socklen_t *len)
 {
-	struct rudp__lep *lep = s->lep;
-
-	if (lep && lep->locallen) {
-		memcpy(ss, &lep->local, lep->locallen);
-		*len = lep->locallen;
-		return;
-	}
-	*len = sizeof(*ss);
-	if (lep && getsockname(lep->fd, (struct sockaddr *)ss, len) == 0) {
-		/* Bound to a port, it keeps that address: remember it. */
-		if (((struct sockaddr_in *)ss)->sin_port && *len <= sizeof(lep->local)) {
-			memcpy(&lep->local, ss, *len);
-			lep->locallen = *len;
-		}
-	} else {
+	if (!s->lep || rudp__lep_local_addr(s->lep, ss, len) < 0) {
 		memset(ss, 0, sizeof(*ss));
 		ss->ss_family = (sa_family_t)s->domain;
 		*len = s->domain == AF_INET ? sizeof(struct sockaddr_in)
