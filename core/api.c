@@ -786,15 +786,14 @@ int rudp__maybe_setsockopt(int fd, int level, int name, const void *val,
  * many bytes went in (the caller writes the rest to the pair), or
  * RUDP__NOT_OURS: then nothing happened and the pair takes it all.
  */
-ssize_t rudp__maybe_send_direct(int fd, const struct iovec *iov, int iovcnt,
-				size_t n)
+ssize_t rudp__maybe_send_direct(int fd, const struct iovec *iov, int iovcnt)
 {
 	struct rudp__sock *s;
 	uint64_t cookie;
 	ssize_t r;
 	int cancel;
 
-	if (!__atomic_load_n(&rudp__direct_write, __ATOMIC_RELAXED) || !n)
+	if (!__atomic_load_n(&rudp__direct_write, __ATOMIC_RELAXED))
 		return RUDP__NOT_OURS;
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
 	r = rudp__loop_trylock(&hooks);

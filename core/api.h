@@ -44,11 +44,10 @@ int rudp__socket_onto(int target, int domain, int type, bool cloexec,
 		      const struct rudp__carry *carry);
 int rudp__maybe_close(int fd);
 /*
- * Bytes of the iovcnt buffers of iov (n in all) the program's thread put in
- * fd's send ring, or RUDP__NOT_OURS.
+ * Bytes of the iovcnt buffers of iov (not all empty) the program's thread
+ * put in fd's send ring, or RUDP__NOT_OURS.
  */
-ssize_t rudp__maybe_send_direct(int fd, const struct iovec *iov, int iovcnt,
-				size_t n);
+ssize_t rudp__maybe_send_direct(int fd, const struct iovec *iov, int iovcnt);
 int rudp__maybe_accept4(int fd, struct sockaddr *addr, socklen_t *len,
 			int flags);
 int rudp__maybe_getsockopt(int fd, int level, int name, void *val,

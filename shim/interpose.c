@@ -788,25 +788,27 @@ static ssize_t pair_rest(int fd, const struct iovec *iov, int cnt,
 }
 
 /*
- * The direct way for the n bytes of iov: how many were sent (the ring's
+ * The direct way for the bytes of iov: how many were sent (the ring's
  * share, plus what the pair took of the rest), or RUDP__NOT_OURS when the
- * caller's own libc call must take them all.
+ * caller's own libc call must take them all (nothing to send included).
+ * The cheap tests come first: every write() of the program passes here.
  */
-static ssize_t send_direct(int fd, const struct iovec *iov, int cnt, size_t n,
+static ssize_t send_direct(int fd, const struct iovec *iov, size_t cnt,
 			   int flags)
 {
 	ssize_t k, r;
+	size_t n;
 
 	if (rudp__in_core || !rudp__fdset_has(&rudp_fds, fd) || !ports.any ||
 	    (flags & ~(MSG_NOSIGNAL | MSG_DONTWAIT)) || cnt < 1 ||
-	    cnt > DIRECT_IOV_MAX)
+	    cnt > DIRECT_IOV_MAX || !(n = iov_total(iov, (int)cnt)))
 		return RUDP__NOT_OURS;
-	k = rudp__maybe_send_direct(fd, iov, cnt, n);
+	k = rudp__maybe_send_direct(fd, iov, (int)cnt);
 	if (k == RUDP__NOT_OURS || (size_t)k == n)
 		return k;
 	/* The ring is full: the rest waits in the pair, after these. */
 	int e = errno;
-	r = pair_rest(fd, iov, cnt, (size_t)k, flags);
+	r = pair_rest(fd, iov, (int)cnt, (size_t)k, flags);
 	if (r < 0) {
 		/* A short write, as the kernel's would be. */
 		errno = e;
@@ -819,7 +821,7 @@ static ssize_t shim_write_send(int fd, const void *buf, size_t n, int flags,
 			       bool is_send)
 {
 	struct iovec v = { .iov_base = (void *)buf, .iov_len = n };
-	ssize_t r = send_direct(fd, &v, 1, n, flags);
+	ssize_t r = send_direct(fd, &v, 1, flags);
 
 	if (r != RUDP__NOT_OURS)
 		return r;
@@ -828,8 +830,7 @@ static ssize_t shim_write_send(int fd, const void *buf, size_t n, int flags,
 
 static ssize_t shim_writev(int fd, const struct iovec *iov, int cnt)
 {
-	ssize_t r = cnt > 0 && cnt <= DIRECT_IOV_MAX
-			    ? send_direct(fd, iov, cnt, iov_total(iov, cnt), 0)
+	ssize_t r = cnt > 0 ? send_direct(fd, iov, (size_t)cnt, 0)
 			    : RUDP__NOT_OURS;
 
 	return r != RUDP__NOT_OURS ? r : libc_writev(fd, iov, cnt);
@@ -865,11 +866,8 @@ static ssize_t shim_sendmsg(int fd, const struct msghdr *m, int flags)
 	struct msghdr copy;
 
 	/* Plain data on a connected socket: the direct way, as send(). */
-	if (m && !m->msg_name && !m->msg_controllen && m->msg_iovlen >= 1 &&
-	    m->msg_iovlen <= DIRECT_IOV_MAX) {
-		ssize_t r = send_direct(fd, m->msg_iov, (int)m->msg_iovlen,
-					iov_total(m->msg_iov, (int)m->msg_iovlen),
-					flags);
+	if (m && !m->msg_name && !m->msg_controllen) {
+		ssize_t r = send_direct(fd, m->msg_iov, m->msg_iovlen, flags);
 		if (r != RUDP__NOT_OURS)
 			return r;
 	}
