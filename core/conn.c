@@ -294,8 +294,37 @@ static uint32_t data_end(const struct rudp__conn *c)
 	return c->snd_una + (uint32_t)c->sb.len;
 }
 
-static void try_undo(struct rudp__conn *c);
-static void take_spurious(struct rudp__conn *c);
+/*
+ * Undo, as Linux's (with timestamps where Linux also has DSACK): once
+ * every retransmission of the last recovery has proved unneeded, or the
+ * recovery ended without one (every segment taken for lost arrived), the
+ * reduction answered reordering, not congestion, and the controller is
+ * put back as it was before.  Its counters stay as they are.
+ */
+static void try_undo(struct rudp__conn *c)
+{
+	if (!c->undo_valid || c->undo_retrans)
+		return;
+	uint64_t random_losses = c->cc.random_losses;
+	uint64_t hystart_exits = c->cc.hystart_exits;
+	c->cc = c->cc_prior;
+	c->cc.random_losses = random_losses;
+	c->cc.hystart_exits = hystart_exits;
+	c->cc.in_recovery = 0;
+	c->in_recovery = false;
+	c->undo_valid = false;
+	c->ep->stats.undos++;
+}
+
+/* Retransmissions the echoed timestamps showed were not needed. */
+static void take_spurious(struct rudp__conn *c)
+{
+	unsigned n = c->rtx.spurious;
+
+	c->rtx.spurious = 0;
+	c->undo_retrans = n < c->undo_retrans ? c->undo_retrans - n : 0;
+	try_undo(c);
+}
 
 /*
  * Takes in the acknowledgment h carries, which the caller has checked lies
@@ -387,38 +416,6 @@ static void on_loss(struct rudp__conn *c, rudp__usec now)
 static rudp__usec reo_wnd(const struct rudp__conn *c)
 {
 	return c->rtt.has_sample ? c->rtt.min_rtt / 4 : 0;
-}
-
-/*
- * Undo, as Linux's (with timestamps where Linux also has DSACK): once
- * every retransmission of the last recovery has proved unneeded, or the
- * recovery ended without one (every segment taken for lost arrived), the
- * reduction answered reordering, not congestion, and the controller is
- * put back as it was before.  Its counters stay as they are.
- */
-static void try_undo(struct rudp__conn *c)
-{
-	if (!c->undo_valid || c->undo_retrans)
-		return;
-	uint64_t random_losses = c->cc.random_losses;
-	uint64_t hystart_exits = c->cc.hystart_exits;
-	c->cc = c->cc_prior;
-	c->cc.random_losses = random_losses;
-	c->cc.hystart_exits = hystart_exits;
-	c->cc.in_recovery = 0;
-	c->in_recovery = false;
-	c->undo_valid = false;
-	c->ep->stats.undos++;
-}
-
-/* Retransmissions the echoed timestamps showed were not needed. */
-static void take_spurious(struct rudp__conn *c)
-{
-	unsigned n = c->rtx.spurious;
-
-	c->rtx.spurious = 0;
-	c->undo_retrans = n < c->undo_retrans ? c->undo_retrans - n : 0;
-	try_undo(c);
 }
 
 /* Time-based loss detection (RACK); arms its timer for what is pending. */
