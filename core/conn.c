@@ -249,6 +249,7 @@ static int send_syn(struct rudp__conn *c, unsigned retries)
 	c->iss = c->ep->ops.rand32(c->ep->ops.ud);
 	c->snd_una = c->iss;
 	c->snd_nxt = c->iss + 1;
+	c->snd_sml = c->iss;
 	c->retries = retries;
 	c->backoff = 0;
 	return rudp__rtx_push(&c->rtx, c->iss, 1, RUDP__F_SYN);
@@ -1030,6 +1031,13 @@ rudp__usec rudp__conn_deadline(const struct rudp__conn *c)
 	return t;
 }
 
+/* Whether the last segment shorter than the MSS awaits its ack. */
+static bool short_unacked(const struct rudp__conn *c)
+{
+	return rudp__seq_gt(c->snd_sml, c->snd_una) &&
+	       rudp__seq_le(c->snd_sml, c->snd_nxt);
+}
+
 /* Bytes of new data we may put on the wire now, 0 if none. */
 static uint32_t sendable(const struct rudp__conn *c)
 {
@@ -1041,6 +1049,19 @@ static uint32_t sendable(const struct rudp__conn *c)
 	uint32_t unsent = data_end(c) - c->snd_nxt;
 	uint32_t n = unsent < c->mss ? unsent : c->mss;
 	uint64_t flight = c->rtx.flight;
+	/*
+	 * Nagle's rule as Linux applies it (Minshall's variant): the tail
+	 * shorter than a segment waits while an earlier short segment is
+	 * unacknowledged, so a bulk sender's writes fill whole segments (on
+	 * loopback 52 KB a datagram became 62 KB, +6-12% goodput) and a
+	 * request that follows an answered one still goes at once.  The cost
+	 * is TCP's: a program that writes twice and then waits for a reply,
+	 * without TCP_NODELAY, waits for the peer's delayed ack.  A FIN makes
+	 * the tail final, and a loss probe must carry what there is.
+	 */
+	if (unsent < c->mss && !c->nodelay && !c->fin_queued && !c->probe &&
+	    short_unacked(c))
+		return 0;
 	/* The congestion window, but always one segment when idle or probing. */
 	if (flight && flight + n > c->cc.cwnd && !c->probe)
 		return 0;
@@ -1198,6 +1219,8 @@ ssize_t rudp__conn_write(struct rudp__conn *c, uint8_t *buf, size_t cap,
 		if (r < 0)
 			return r;
 		c->snd_nxt += n;
+		if (n < c->mss)
+			c->snd_sml = c->snd_nxt;
 		return write_seg(c, c->rtx.tail, &h, buf, cap, pay, now);
 	}
 	if (fin_ready(c)) {

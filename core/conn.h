@@ -108,6 +108,8 @@ struct rudp__conn {
 	bool tlp_out;         /* a probe is out: no other until an ack */
 	struct rudp__pacer pacer;
 	bool pace_wait;       /* data is ready but the pacer says not yet */
+	bool nodelay;         /* TCP_NODELAY: short segments go at once */
+	uint32_t snd_sml;     /* end of the last short segment sent (Nagle) */
 	bool fin_queued;      /* the program is done writing: FIN after data */
 	bool fin_sent;
 	uint32_t fin_seq;     /* sequence number of our FIN */

@@ -444,6 +444,99 @@ START_TEST(test_stream_lone_full_segment_acked_after_delay)
 END_TEST
 
 /*
+ * Nagle's rule.  A writes 300 bytes, and 300 more before any ack could be
+ * back: the first goes at once, and the second waits for the first's ack
+ * unless TCP_NODELAY is set or a FIN follows it.
+ */
+
+/* A's data segments sent since trace entry `from`: when, and how long. */
+static size_t a_data(size_t from, rudp__usec *at, uint32_t *len, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = from; i < sim.ntrace && n < max; i++) {
+		if (sim.trace[i].from != A || !sim.trace[i].h.len)
+			continue;
+		at[n] = sim.trace[i].at;
+		len[n++] = sim.trace[i].h.len;
+	}
+	return n;
+}
+
+/*
+ * Two short writes in a row, the second half a one-way delay after the
+ * first (before any ack can be back), with TCP_NODELAY or a FIN after the
+ * second as asked.  Returns how far apart the two segments were sent.
+ */
+static rudp__usec two_short_writes(bool nodelay, bool fin)
+{
+	rudp__usec at[4];
+	uint32_t len[4];
+
+	connect_apps();
+	warm_up();
+	ca->nodelay = nodelay;
+	size_t before = sim.ntrace;
+	app_a.to_send += 300;
+	(void)sim_run(&sim, sim.now + sim.delay / 2, NULL);
+	app_a.to_send += 300;
+	app_a.shut_when_done = fin;
+	ck_assert(sim_run(&sim, sim.now + 5 * S, transfer_done));
+	ck_assert(!app_b.corrupt);
+	ck_assert_uint_eq(a_data(before, at, len, 4), 2);
+	ck_assert_uint_eq(len[0], 300);
+	ck_assert_uint_eq(len[1], 300);
+	return at[1] - at[0];
+}
+
+START_TEST(test_stream_nagle_holds_short_write_until_ack)
+{
+	ck_assert_uint_ge(two_short_writes(false, false), 2 * sim.delay);
+}
+END_TEST
+
+START_TEST(test_stream_nagle_off_with_nodelay)
+{
+	ck_assert_uint_lt(two_short_writes(true, false), sim.delay);
+}
+END_TEST
+
+START_TEST(test_stream_nagle_fin_sends_the_tail)
+{
+	ck_assert_uint_lt(two_short_writes(false, true), sim.delay);
+}
+END_TEST
+
+/*
+ * A bulk sender whose writes are not multiples of the segment size sends
+ * whole segments: 25 writes of 2.5 segments each, one every millisecond
+ * for about two round trips, make at least 61 full segments and a short
+ * one per round trip, where sending each write at once makes 25 short.
+ */
+START_TEST(test_stream_nagle_fills_segments_of_bulk_writes)
+{
+	rudp__usec at[128];
+	uint32_t len[128];
+	size_t n, full = 0;
+
+	connect_apps();
+	warm_up();
+	size_t before = sim.ntrace;
+	for (int i = 0; i < 25; i++) {
+		app_a.to_send += 5 * cfg.mss / 2;
+		(void)sim_run(&sim, sim.now + 1 * MS, NULL);
+	}
+	ck_assert(sim_run(&sim, sim.now + 5 * S, transfer_done));
+	ck_assert(!app_b.corrupt);
+	n = a_data(before, at, len, 128);
+	for (size_t i = 0; i < n; i++)
+		full += len[i] == cfg.mss;
+	ck_assert_uint_ge(full, 61);
+	ck_assert_uint_le(n - full, 3);
+}
+END_TEST
+
+/*
  * Teardown.  Every state change a node reports is recorded by the
  * simulated link, so each path through the state table is checked as the
  * exact sequence of states each end went through.
@@ -1063,6 +1156,14 @@ static Suite *stream_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_stream_delayed_ack_every_second_segment);
 	tcase_add_test(tc, test_stream_lone_full_segment_acked_after_delay);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("nagle");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_stream_nagle_holds_short_write_until_ack);
+	tcase_add_test(tc, test_stream_nagle_off_with_nodelay);
+	tcase_add_test(tc, test_stream_nagle_fin_sends_the_tail);
+	tcase_add_test(tc, test_stream_nagle_fills_segments_of_bulk_writes);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("teardown");
