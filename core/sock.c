@@ -1244,12 +1244,12 @@ void rudp__sock_apply_opts(struct rudp__sock *s)
 	 * TCP_NODELAY set on a live connection sends what Nagle held back
 	 * at once, as Linux's tcp_push_pending_frames does.
 	 */
-	if (o[RUDP__OPT_NODELAY] && !c->nodelay && c->sb.len && s->lep) {
-		c->nodelay = true;
+	bool push = o[RUDP__OPT_NODELAY] && !c->nodelay && c->sb.len && s->lep;
+	c->nodelay = o[RUDP__OPT_NODELAY] != 0;
+	if (push) {
 		rudp__ep_settle(&s->lep->ep, c);
 		rudp__lep_flush(s->lep);
 	}
-	c->nodelay = o[RUDP__OPT_NODELAY] != 0;
 	if (o[RUDP__OPT_KEEPIDLE] > 0)
 		c->ka_idle = (rudp__usec)o[RUDP__OPT_KEEPIDLE] * RUDP__SEC;
 	if (o[RUDP__OPT_KEEPINTVL] > 0)
