@@ -1232,6 +1232,13 @@ bool rudp__sock_wait(struct rudp__sock *s)
 	return !s->src.dead;
 }
 
+/* A buffer size the program set, within 16 KiB and 64 MiB. */
+static uint32_t buf_clamp(int v)
+{
+	return v < 16384 ? 16384 : (uint32_t)v > (64u << 20) ? 64u << 20
+							   : (uint32_t)v;
+}
+
 void rudp__sock_apply_opts(struct rudp__sock *s)
 {
 	struct rudp__conn *c = s->conn;
@@ -1261,16 +1268,12 @@ void rudp__sock_apply_opts(struct rudp__sock *s)
 	 * receive buffer is made when the connection is established), within
 	 * 16 KiB to 64 MiB, like the kernel's own clamps.
 	 */
-	if (o[RUDP__OPT_SNDBUF] > 0 && !c->sb.buf) {
-		size_t v = (size_t)o[RUDP__OPT_SNDBUF];
-		c->sb.cap = v < 16384 ? 16384 : v > (64u << 20) ? 64u << 20 : v;
-	}
+	if (o[RUDP__OPT_SNDBUF] > 0 && !c->sb.buf)
+		c->sb.cap = buf_clamp(o[RUDP__OPT_SNDBUF]);
 	if (o[RUDP__OPT_RCVBUF] > 0 &&
 	    (c->state == RUDP__CLOSED || c->state == RUDP__LISTEN ||
-	     c->state == RUDP__SYN_SENT || c->state == RUDP__SYN_RCVD)) {
-		uint32_t v = (uint32_t)o[RUDP__OPT_RCVBUF];
-		c->rcv_wnd = v < 16384 ? 16384 : v > (64u << 20) ? 64u << 20 : v;
-	}
+	     c->state == RUDP__SYN_SENT || c->state == RUDP__SYN_RCVD))
+		c->rcv_wnd = buf_clamp(o[RUDP__OPT_RCVBUF]);
 }
 
 /* Loop hook: frees a dead socket once no waiter holds it. */
