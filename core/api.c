@@ -779,8 +779,9 @@ int rudp__maybe_setsockopt(int fd, int level, int name, const void *val,
  * thread, straight into the send ring, when the loop's lock is free: a
  * busy lock means the loop is at work and will pump the pair soon anyway,
  * and waiting for it here could deadlock a signal handler that writes
- * while its thread holds the lock.  The lock is tried before the socket's cookie is read, so a write
- * that finds it busy (most of a bulk sender's) costs no system call here.
+ * while its thread holds the lock.  The lock is tried before the socket's
+ * cookie is read, so a write that finds it busy (most of a bulk sender's)
+ * costs no system call here.
  * Cancellation is held off meanwhile: recv and sendmmsg are cancellation
  * points, and a thread cancelled there would keep the lock.  Returns how
  * many bytes went in (the caller writes the rest to the pair), or

@@ -461,7 +461,8 @@ static int take_over(int fd)
 	int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD), domain;
 
 	_Static_assert(sizeof(carried) / sizeof(carried[0]) + 2 <= RUDP__CARRY_MAX,
-		       "struct rudp__carry has room for every carried option and both buffer sizes");
+		       "struct rudp__carry has room for every carried option "
+		       "and both buffer sizes");
 	if (fl < 0 || fdfl < 0)
 		return -errno;
 	/*
