@@ -857,9 +857,9 @@ measure() {
 	relay-loss1:rudp | relay-loss1:kcptun) iperf_run "$2" relay 1 "$3" ;;
 	relay-loss5:rudp | relay-loss5:kcptun) iperf_run "$2" relay 5 "$3" ;;
 	relay-reorder:rudp | relay-reorder:kcptun)
-		relay_extra=(--delay 1 --reorder 5 --jitter 2)
-		iperf_run "$2" relay "" "$3" || { relay_extra=(); return 1; }
-		relay_extra=() ;;
+		# Local: iperf_run sees it, and every other row keeps none.
+		local relay_extra=(--delay 1 --reorder 5 --jitter 2)
+		iperf_run "$2" relay "" "$3" || return 1 ;;
 	veth:rudp | veth:tcp | veth:tcpdef | veth:kcptun)
 		iperf_run "$2" veth "" "$3" ;;
 	veth-loss1:rudp | veth-loss1:tcp | veth-loss1:tcpdef | veth-loss1:kcptun)
