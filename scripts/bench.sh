@@ -31,7 +31,8 @@
 # BENCH_ROWS   only these rows, by name, comma- or space-separated (loopback
 #              ceiling relay relay-loss1 relay-loss5 relay-reorder veth
 #              veth-loss1 veth-loss5
-#              fairness connect connect-1024 connect-floor pingpong
+#              fairness connect connect-1024 connect-floor connect-path
+#              pingpong
 #              integrity conns; default all)
 # BENCH_COLUMNS  only these columns (rudp tcp kcptun; default all)
 # BENCH_PORT   first port to try (default: 20000 plus a per-process offset);
@@ -109,8 +110,8 @@ fi
 declare -A COL_NOTE=()
 
 SCENARIOS=(loopback ceiling relay relay-loss1 relay-loss5 relay-reorder veth veth-loss1
-	veth-loss5 fairness connect connect-1024 connect-floor pingpong integrity
-	conns)
+	veth-loss5 fairness connect connect-1024 connect-floor connect-path pingpong
+	integrity conns)
 declare -A SC_TITLE=(
 	[loopback]="loopback"
 	[ceiling]="loopback, rudp's path without protocol"
@@ -125,6 +126,7 @@ declare -A SC_TITLE=(
 	[connect]="connect() p50, loopback"
 	[connect-1024]="connect() p50, soft fd limit 1024"
 	[connect-floor]="connect() floor: one UDP round trip"
+	[connect-path]="connect(), rudp's path without protocol"
 	[pingpong]="64 B ping-pong p50, loopback"
 	[integrity]="veth, 5% loss, 64 MiB intact"
 	[conns]="connection costs (scripts/bench-conns.sh)"
@@ -165,7 +167,8 @@ declare -A SC_UNIT=(
 	[loopback]=Gbit/s [ceiling]=Gbit/s [relay]=Gbit/s [relay-loss1]=Gbit/s
 	[relay-loss5]=Gbit/s [relay-reorder]=Gbit/s [veth]=Gbit/s [veth-loss1]=Gbit/s
 	[veth-loss5]=Gbit/s [fairness]=share [connect]=µs
-	[connect-1024]=µs [connect-floor]=µs [pingpong]=µs [integrity]=sha256
+	[connect-1024]=µs [connect-floor]=µs [connect-path]=µs
+	[pingpong]=µs [integrity]=sha256
 )
 
 # ---------------------------------------------------------------------------
@@ -298,6 +301,7 @@ run_failed() {
 shim=$RUDP_ROOT/$build_dir/shim/librudp_shim.so
 relay_bin=$RUDP_ROOT/$build_dir/tests/udp-relay
 ceiling_bin=$RUDP_ROOT/$build_dir/bench/ceiling
+handshake_bin=$RUDP_ROOT/$build_dir/bench/handshake
 
 # wrap_cmd COL PORT: sets wrap=(...) to prefix a command with.
 wrap=()
@@ -872,6 +876,8 @@ measure() {
 	# sits in the rudp column to be read against TCP's whole connect().
 	connect-floor:rudp) lat_run tcp udprtt "$3" ;;
 	connect-floor:tcp | connect-floor:tcpdef) lat_run "$2" connect "$3" ;;
+	connect-path:rudp) handshake_run "$3" ;;
+	connect-path:tcp | connect-path:tcpdef) lat_run "$2" connect "$3" ;;
 	pingpong:rudp | pingpong:tcp | pingpong:kcptun) lat_run "$2" pingpong "$3" ;;
 	integrity:rudp | integrity:tcp | integrity:kcptun) integ_run "$2" "$3" ;;
 	fairness:rudp) fair_run "$3" ;;
@@ -902,6 +908,20 @@ ceiling_run() {
 	if ! result=$("$ceiling_bin" "$secs" 2>"$tmp/ceiling.err" |
 		sed -n 's/^\([0-9.]*\) Gbit\/s$/\1/p') || [ -z "$result" ]; then
 		run_failed "ceiling run $1 failed" ceiling.err
+		return 1
+	fi
+}
+
+# handshake_run REP: bench/handshake times connects that cross the kernel
+# objects and threads rudp's handshake does (a socket pair dup3()ed onto
+# the program's descriptor, a UDP socket, the server's and the client's
+# loop threads, poll() in the program), with no protocol: the least any
+# connect() built this way could take here.
+handshake_run() {
+	if ! result=$("$handshake_bin" "$connects" 2>"$tmp/handshake.err" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["p50_us"])') ||
+		[ -z "$result" ]; then
+		run_failed "handshake run $1 failed" handshake.err
 		return 1
 	fi
 }
@@ -954,7 +974,8 @@ fi
 
 say "configuring and building $build_dir (release)"
 ensure_configured "$build_dir" -Dbuildtype=release -Db_ndebug=true >&2
-ninja -C "$build_dir" shim/librudp_shim.so tests/udp-relay bench/ceiling >&2 ||
+ninja -C "$build_dir" shim/librudp_shim.so tests/udp-relay bench/ceiling \
+	bench/handshake >&2 ||
 	die "the build failed"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -982,7 +1003,8 @@ for sc in "${SCENARIOS[@]}"; do
 	fi
 	n=$reps
 	case $sc in
-	connect | connect-1024 | connect-floor | pingpong) n=$lat_reps ;;
+	connect | connect-1024 | connect-floor | connect-path | pingpong)
+		n=$lat_reps ;;
 	integrity) n=$integ_reps ;;
 	fairness) n=1 ;;
 	esac
@@ -1144,6 +1166,11 @@ echo "  ulimit -Sn 1024 (hard limit unchanged), as in a Debian login session."
 echo "  connect() floor: p50 of $connects round trips of a 1-byte UDP datagram"
 echo "  between two python3 processes, no shim, waited for as connect() waits;"
 echo "  any handshake in user space needs at least this (TCP column: connect())."
+echo "  connect(), rudp's path without protocol: bench/handshake, in the rudp"
+echo "  column: p50 of $connects connects through a socket pair dup3()ed onto the"
+echo "  program's descriptor, a UDP socket, a loop thread in each process and"
+echo "  poll(), no protocol and no checks; the TCP column is connect() again."
+echo "  Its ratio bounds what this design can reach."
 echo "  ping-pong: p50 of $pings round trips of 64 bytes, TCP_NODELAY."
 echo "- 64 MiB intact: nc -N sends 64 MiB of random bytes from one namespace to"
 echo "  nc -l in the other across the 5%-loss veth; ok when what the listener"
