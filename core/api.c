@@ -528,6 +528,22 @@ static int buf_size(const struct rudp__sock *s, int i)
 	return (int)(!s->remote && s->conn ? s->conn->sb.cap : cfg->snd_buf);
 }
 
+/*
+ * The sending side's window in TCP_INFO's units, segments of snd_mss bytes,
+ * as tools read it (iperf3 prints snd_cwnd * snd_mss as "Cwnd").  A slow
+ * start that has not ended yet has no threshold: Linux's "infinite" value.
+ */
+static void tcp_info_window(const struct rudp__conn *c, struct tcp_info *ti)
+{
+	uint32_t mss = c->mss ? c->mss : 1;
+	uint64_t cwnd = c->cc.cwnd / mss, ssthresh = c->cc.ssthresh / mss;
+
+	ti->tcpi_snd_mss = c->mss;
+	ti->tcpi_snd_cwnd = cwnd > UINT32_MAX ? UINT32_MAX : (uint32_t)cwnd;
+	ti->tcpi_snd_ssthresh = ssthresh >= 0x7fffffff ? 0x7fffffff
+						      : (uint32_t)ssthresh;
+}
+
 static int do_getsockopt(struct rudp__sock *s, int level, int name, void *val,
 			 socklen_t *len)
 {
@@ -543,6 +559,7 @@ static int do_getsockopt(struct rudp__sock *s, int level, int name, void *val,
 			ti.tcpi_rtt = (uint32_t)s->conn->rtt.srtt;
 			ti.tcpi_rttvar = (uint32_t)s->conn->rtt.rttvar;
 			ti.tcpi_backoff = (uint8_t)s->conn->backoff;
+			tcp_info_window(s->conn, &ti);
 		}
 		return put_opt(val, len, &ti, sizeof(ti));
 	}

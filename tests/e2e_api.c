@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -595,6 +596,26 @@ static void reap(struct peer *p, int timeout_ms)
  * the listener compares with what accept returned.
  */
 
+/*
+ * TCP_INFO of a connection just made: its state, and a sending window
+ * that tools can read (iperf3 prints snd_cwnd * snd_mss): some segments of
+ * a nonzero size, and no slow-start threshold yet.
+ */
+static void check_tcp_info(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (!CHECK(rudp_getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0))
+		return;
+	CHECK(len == sizeof(ti));
+	CHECK(ti.tcpi_state == TCP_ESTABLISHED);
+	CHECK(ti.tcpi_snd_mss >= 536 && ti.tcpi_snd_mss <= 65535);
+	CHECK(ti.tcpi_snd_cwnd >= 2 && ti.tcpi_snd_cwnd <= 100);
+	CHECK(ti.tcpi_snd_ssthresh == 0x7fffffff);
+}
+
 static int handshake_connector(int ch, const void *arg)
 {
 	int domain = *(const int *)arg;
@@ -621,6 +642,7 @@ static int handshake_connector(int ch, const void *arg)
 	CHECK(sockopt_int(fd, SO_DOMAIN) == domain);
 	CHECK(sockopt_int(fd, SO_ACCEPTCONN) == 0);
 	CHECK(sockopt_int(fd, SO_ERROR) == 0);
+	check_tcp_info(fd);
 	/* Once connected, the descriptor is writable as for TCP. */
 	CHECK(poll_one(fd, POLLOUT, 1000) == POLLOUT);
 	if (!ch_send(ch, &local, sizeof(local)))
