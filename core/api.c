@@ -529,9 +529,10 @@ static int buf_size(const struct rudp__sock *s, int i)
 }
 
 /*
- * The sending side's window in TCP_INFO's units, segments of snd_mss bytes,
- * as tools read it (iperf3 prints snd_cwnd * snd_mss as "Cwnd").  A slow
- * start that has not ended yet has no threshold: Linux's "infinite" value.
+ * The sending side in TCP_INFO's units: the window in segments of snd_mss
+ * bytes, as tools read it (iperf3 prints snd_cwnd * snd_mss as "Cwnd" and
+ * total_retrans as "Retr").  A slow start that has not ended yet has no
+ * threshold: Linux's "infinite" value.
  */
 static void tcp_info_window(const struct rudp__conn *c, struct tcp_info *ti)
 {
@@ -539,6 +540,7 @@ static void tcp_info_window(const struct rudp__conn *c, struct tcp_info *ti)
 	uint64_t cwnd = c->cc.cwnd / mss, ssthresh = c->cc.ssthresh / mss;
 
 	ti->tcpi_snd_mss = c->mss;
+	ti->tcpi_total_retrans = c->total_retrans;
 	ti->tcpi_snd_cwnd = cwnd > UINT32_MAX ? UINT32_MAX : (uint32_t)cwnd;
 	ti->tcpi_snd_ssthresh = ssthresh >= 0x7fffffff ? 0x7fffffff
 						      : (uint32_t)ssthresh;

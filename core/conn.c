@@ -1153,6 +1153,7 @@ static ssize_t write_seg(struct rudp__conn *c, struct rudp__seg *s,
 	rudp__sndbuf_slices(&c->sb, s->seq - c->snd_una, plen, pay);
 	if (s->ntx) {
 		c->ep->stats.retransmits++;
+		c->total_retrans++;
 		c->undo_retrans++;
 	} else {
 		c->ep->stats.data_out += plen;

@@ -136,6 +136,7 @@ struct rudp__conn {
 	struct rudp__rtx rtx;
 	struct rudp__rtt rtt;
 	unsigned backoff;   /* consecutive retransmission timeouts */
+	uint32_t total_retrans; /* segments sent again, for TCP_INFO */
 	rudp__usec rto_at;  /* when the oldest outstanding segment times out */
 	unsigned retries;   /* how many timeouts are tolerated in this state */
 	unsigned rto_fails; /* consecutive timeouts with no ack at all */
