@@ -534,7 +534,7 @@ static int buf_size(const struct rudp__sock *s, int i)
  * total_retrans as "Retr").  A slow start that has not ended yet has no
  * threshold: Linux's "infinite" value.
  */
-static void tcp_info_window(const struct rudp__conn *c, struct tcp_info *ti)
+static void tcp_info_sender(const struct rudp__conn *c, struct tcp_info *ti)
 {
 	uint32_t mss = c->mss ? c->mss : 1;
 	uint64_t cwnd = c->cc.cwnd / mss, ssthresh = c->cc.ssthresh / mss;
@@ -561,7 +561,7 @@ static int do_getsockopt(struct rudp__sock *s, int level, int name, void *val,
 			ti.tcpi_rtt = (uint32_t)s->conn->rtt.srtt;
 			ti.tcpi_rttvar = (uint32_t)s->conn->rtt.rttvar;
 			ti.tcpi_backoff = (uint8_t)s->conn->backoff;
-			tcp_info_window(s->conn, &ti);
+			tcp_info_sender(s->conn, &ti);
 		}
 		return put_opt(val, len, &ti, sizeof(ti));
 	}
