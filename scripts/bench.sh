@@ -615,6 +615,12 @@ elif mode == "pingpong":
     report(out)
 PY
 
+# p50_of: the p50_us of the JSON line a latency program printed on stdin
+# (lat.py's report(), bench/handshake), in microseconds.
+p50_of() {
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["p50_us"])'
+}
+
 # lat_run COL KIND REP [SOFT].  kcptun: the client talks to kcptun-client,
 # the tunnel's server end to the server (connect is not run through it: see
 # measure()).  SOFT: both programs run with that soft RLIMIT_NOFILE, the
@@ -660,8 +666,7 @@ lat_run() {
 	bg_stop "$srv"
 	kcp_down
 	if [ "$status" -ne 0 ] ||
-		! result=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["p50_us"])' \
-			<"$tmp/cli.out" 2>/dev/null); then
+		! result=$(p50_of <"$tmp/cli.out" 2>/dev/null); then
 		run_failed "$tag: no result (client exit status $status)" cli.out cli.err \
 			srv.err kcs.err kcc.err
 		return 1
@@ -919,8 +924,7 @@ ceiling_run() {
 # connect() built this way could take here.
 handshake_run() {
 	if ! result=$("$handshake_bin" "$connects" 2>"$tmp/handshake.err" |
-		python3 -c 'import json,sys; print(json.load(sys.stdin)["p50_us"])') ||
-		[ -z "$result" ]; then
+		p50_of) || [ -z "$result" ]; then
 		run_failed "handshake run $1 failed" handshake.err
 		return 1
 	fi
